@@ -1,0 +1,2 @@
+"""cnnviz: explore the classic CNNs of "Dive into Deep Learning"."""
+__version__ = "0.1.0"

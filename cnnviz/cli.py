@@ -1,0 +1,176 @@
+"""The command line: ``python -m cnnviz presets|summary|sizes`` (see DESIGN.md).
+
+Errors print one line on stderr and exit non-zero; never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from cnnviz.errors import CnnvizError, Problem, ShapeError, SpecError
+from cnnviz.models import build_meta
+from cnnviz.presets import PRESETS
+from cnnviz.shapes.sizes import SizeReport, advice, valid_sizes
+from cnnviz.shapes.summary import Summary, parse_size, summarize
+from cnnviz.specs import load_spec_file
+
+MAX_SIZE_LIMIT = 100_000
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, not usage + message
+        raise SpecError([Problem("", f"{message} (see --help)")])
+
+
+def load(name_or_path: str):
+    """A preset by name, or a spec from a JSON config file."""
+    if name_or_path in PRESETS:
+        return PRESETS[name_or_path].spec
+    path = Path(name_or_path)
+    if path.exists() or name_or_path.endswith(".json"):
+        try:
+            return load_spec_file(path)
+        except SpecError as exc:
+            raise SpecError([Problem(f"{path}", str(exc))]) from None
+    raise SpecError([Problem("", f"{name_or_path!r} is neither a preset nor a config file; "
+                                 f"presets: {', '.join(PRESETS)}")])
+
+
+def _count(n: int) -> str:
+    return f"{n:,}"
+
+
+def cmd_presets(args) -> int:
+    rows = []
+    for p in PRESETS.values():
+        params = sum(t.numel() for t in build_meta(p.spec).parameters())
+        rows.append({"name": p.name, "family": p.spec.family, "in_channels": p.spec.in_channels,
+                     "num_classes": p.spec.num_classes, "input_size": p.spec.input_size,
+                     "params": params, "description": p.description})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"{'preset':22} {'family':10} {'input':>11} {'classes':>7} {'params':>12}  description")
+    for r in rows:
+        size = f"{r['in_channels']}×{r['input_size']}×{r['input_size']}"
+        print(f"{r['name']:22} {r['family']:10} {size:>11} {r['num_classes']:>7} "
+              f"{_count(r['params']):>12}  {r['description']}")
+    return 0
+
+
+def _print_summary(s: Summary) -> None:
+    name_w = max(len("  " * (r.depth - 1) + f"{r.type} {r.name}") for r in s.rows) + 2
+    print(f"{'Layer':{name_w}}{'Output shape':>18}{'Param #':>13}{'Mult-adds':>15}"
+          f"{'Kernel':>8}  Arithmetic")
+    print("=" * (name_w + 72))
+    for r in s.rows:
+        label = "  " * (r.depth - 1) + f"{r.type} {r.name}"
+        shape = "×".join(str(d) for d in (1, *r.output_shape))
+        kernel = f"{r.kernel[0]}×{r.kernel[1]}" if r.kernel else ""
+        params = _count(r.params) if r.params else "--"
+        madds = _count(r.mult_adds) if r.mult_adds else "--"
+        print(f"{label:{name_w}}{shape:>18}{params:>13}{madds:>15}{kernel:>8}  {r.arithmetic}")
+    print("=" * (name_w + 72))
+    mb = 1e6
+    print(f"Total params: {_count(s.total_params)}   Total mult-adds: {_count(s.mult_adds)}")
+    print(f"Input size (MB): {s.input_bytes / mb:.2f}   Forward/backward pass size (MB): "
+          f"{s.forward_backward_bytes / mb:.2f}   Params size (MB): {s.param_bytes / mb:.2f}   "
+          f"Estimated total (MB): {s.total_bytes / mb:.2f}")
+    for w in s.warnings:
+        print(f"Note: {w}")
+
+
+def cmd_summary(args) -> int:
+    spec = load(args.network)
+    size = parse_size(args.size) if args.size else (spec.input_size, spec.input_size)
+    try:
+        s = summarize(spec, size)
+    except ShapeError as exc:
+        hint = ""
+        report = valid_sizes(spec, 1024)
+        if report.valid:
+            ranges = ", ".join(f"{lo}–{hi}" if lo != hi else f"{lo}" for lo, hi in report.valid)
+            hint = f" (square sizes that run: {ranges})"
+        raise CnnvizError(f"{args.network} does not run at {size[0]}×{size[1]}: {exc}{hint}") \
+            from None
+    if args.json:
+        print(json.dumps(s.to_json()))
+    else:
+        _print_summary(s)
+    return 0
+
+
+def _print_sizes(name: str, r: SizeReport) -> None:
+    print(f"{name}: square input sizes 1..{r.checked_up_to} that run")
+    if not r.valid:
+        print("  none")
+    for lo, hi in r.valid:
+        print(f"  {lo}–{hi}" if lo != hi else f"  {lo}")
+    if r.valid:
+        maximum = r.max if r.max is not None else "none (any larger size runs)"
+        print(f"minimum: {r.min}   maximum: {maximum}")
+    if r.below_min:
+        print(f"below: {r.below_min}")
+    if r.above_max:
+        print(f"above: {r.above_max}")
+    b = r.batch_one
+    if b.always:
+        print(f"batch size 1 in training mode: fails at every size — {', '.join(b.always)} "
+              "(BatchNorm1d) sees one value per feature")
+    elif b.below is not None:
+        print(f"batch size 1 in training mode: needs size ≥ {b.min_size}; at {b.below}")
+    for tip in advice(r):
+        print(f"tip: {tip}")
+
+
+def cmd_sizes(args) -> int:
+    if not 1 <= args.max <= MAX_SIZE_LIMIT:
+        raise SpecError([Problem("--max", f"must be between 1 and {MAX_SIZE_LIMIT:,}, "
+                                          f"got {args.max}")])
+    spec = load(args.network)
+    report = valid_sizes(spec, args.max)
+    if args.json:
+        print(json.dumps(report.to_json()))
+    else:
+        _print_sizes(args.network, report)
+    return 0
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m cnnviz",
+                     description="Explore the classic CNNs of Dive into Deep Learning.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    p = sub.add_parser("presets", help="list the named networks")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=cmd_presets)
+    p = sub.add_parser("summary", help="layer table with shapes, params and conv arithmetic")
+    p.add_argument("network", help="a preset name or a CONFIG.json file")
+    p.add_argument("--size", help="input side N, or HxW (default: the network's own size)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=cmd_summary)
+    p = sub.add_parser("sizes", help="the square input sizes the network accepts")
+    p.add_argument("network", help="a preset name or a CONFIG.json file")
+    p.add_argument("--max", type=int, default=1024, help="largest size to check (1024)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=cmd_sizes)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = make_parser().parse_args(argv)
+        return args.run(args)
+    except CnnvizError as exc:
+        print(f"cnnviz: error: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        return 0
+    except KeyboardInterrupt:
+        print("cnnviz: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug: still one line, with what to report
+        print(f"cnnviz: internal error ({type(exc).__name__}: {exc}); please report it",
+              file=sys.stderr)
+        return 1

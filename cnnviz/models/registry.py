@@ -1,0 +1,69 @@
+"""Family name → builder, in the style of timm's ``register_model``/``create_model``."""
+from __future__ import annotations
+
+import functools
+from typing import Callable
+
+import torch
+from torch import nn
+
+from cnnviz.errors import Problem, ShapeError, SpecError
+from cnnviz.shapes.arithmetic import output_shape
+
+_BUILDERS: dict[str, Callable] = {}
+
+
+def register(family: str) -> Callable:
+    def decorator(builder: Callable) -> Callable:
+        _BUILDERS[family] = builder
+        return builder
+    return decorator
+
+
+def build(spec, device: str | torch.device | None = None) -> nn.Module:
+    """Build the network a spec describes, with the book's initialisation.
+
+    ``device="meta"`` gives a model with shapes but no storage: shape work never pays for
+    weights. Raises :class:`SpecError` when the spec cannot be built.
+    """
+    from cnnviz.specs import validate  # specs do not import models; avoid a cycle at import
+
+    problems = validate(spec)
+    if problems:
+        raise SpecError(problems)
+    with torch.device(device) if device is not None else _nullcontext():
+        return _BUILDERS[spec.family](spec)
+
+
+@functools.lru_cache(maxsize=64)
+def build_meta(spec) -> nn.Module:
+    """The model on the meta device, cached by spec (specs are frozen and hashable).
+
+    Shared between callers: treat it as read-only.
+    """
+    return build(spec, device="meta")
+
+
+class _nullcontext:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False
+
+
+def flat_features(features: nn.Module, spec) -> int:
+    """How many features ``features`` hands to Flatten at the spec's input size.
+
+    This is how the book sizes the first Linear (``nn.Linear(16 * 5 * 5, 120)``); a different
+    input size then no longer fits that Linear, which is what the size finder reports.
+    """
+    try:
+        shape = output_shape(features, (spec.in_channels, spec.input_size, spec.input_size))
+    except ShapeError as exc:
+        raise SpecError([Problem("input_size", f"{spec.input_size} is too small for the "
+                                               f"convolutional part: {exc}")]) from None
+    total = 1
+    for d in shape:
+        total *= d
+    return total

@@ -1,0 +1,1 @@
+"""Shapes without forward passes: size arithmetic, the layer table, the valid input sizes."""

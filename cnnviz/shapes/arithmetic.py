@@ -1,0 +1,258 @@
+"""Output sizes of a network by arithmetic alone: no tensors, no forward pass.
+
+:func:`trace` walks a built model (on any device, the meta device included) and applies the
+size formulas PyTorch uses, layer by layer. It is exact (the tests compare it with real forward
+passes) and cheap enough to run hundreds of times per slider move. When a layer cannot run it
+raises :class:`~cnnviz.errors.ShapeError` naming the layer and the arithmetic that failed.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from torch import nn
+
+from cnnviz.errors import ShapeError
+from cnnviz.models.blocks import DenseBlock, Inception, Residual
+
+Shape = tuple[int, ...]  # (C, H, W) for feature maps, (F,) after Flatten; batch excluded
+
+SHAPE_PRESERVING = (nn.ReLU, nn.Sigmoid, nn.GELU, nn.Tanh, nn.Dropout, nn.Identity)
+
+
+@dataclass
+class Row:
+    """One module of the trace, in execution order (containers before their children)."""
+
+    name: str
+    type: str
+    depth: int
+    is_leaf: bool
+    module: nn.Module = field(repr=False)
+    input_shape: Shape
+    output_shape: Shape = ()
+    arithmetic: str = ""
+
+
+def fmt_shape(shape: Shape) -> str:
+    return "×".join(str(d) for d in shape)
+
+
+def _pair(value) -> tuple[int, int]:
+    return (value, value) if isinstance(value, int) else (int(value[0]), int(value[1]))
+
+
+def _window_formula(n: int, k: int, s: int, p: int, d: int, ceil: bool, out: int) -> str:
+    pad = f" + 2·{p}" if p else ""
+    kern = f" − {d}·({k} − 1) − 1" if d != 1 else f" − {k}"
+    left, right = ("⌈", "⌉") if ceil else ("⌊", "⌋")
+    return f"{left}({n}{pad}{kern}) / {s}{right} + 1 = {out}"
+
+
+def _per_dim(texts: list[str], hw: tuple[int, int]) -> str:
+    if texts[0] == texts[1]:
+        return texts[0]
+    return f"H: {texts[0]}; W: {texts[1]}"
+
+
+class Tracer:
+    """Propagates shapes; with ``record=True`` it also keeps a :class:`Row` per module."""
+
+    def __init__(self, record: bool = False):
+        self.rows: list[Row] | None = [] if record else None
+        self._flattened_from: Shape | None = None
+
+    # -- containers -------------------------------------------------------------------------
+    def run(self, module: nn.Module, shape: Shape, name: str = "", depth: int = 0) -> Shape:
+        leaf_rule = _LEAF_RULES.get(type(module))
+        row = None
+        if self.rows is not None and depth > 0:
+            row = Row(name, type(module).__name__, depth, leaf_rule is not None, module, shape)
+            self.rows.append(row)
+        if leaf_rule is not None:
+            out, text = leaf_rule(self, module, shape, name)
+        elif isinstance(module, Residual):
+            out, text = self._residual(module, shape, name, depth), ""
+        elif isinstance(module, Inception):
+            out, text = self._inception(module, shape, name, depth), ""
+        elif isinstance(module, DenseBlock):
+            out, text = self._dense(module, shape, name, depth), ""
+        elif isinstance(module, (nn.Sequential, nn.ModuleList)):
+            out, text = shape, ""
+            for child_name, child in module.named_children():
+                out = self.run(child, out, _join(name, child_name), depth + 1)
+        elif isinstance(module, SHAPE_PRESERVING):
+            out, text = shape, ""
+        else:
+            raise ShapeError(name, type(module).__name__,
+                             "cnnviz cannot compute this layer's output size", "other")
+        if row is not None:
+            row.output_shape, row.arithmetic = out, text
+        return out
+
+    def _residual(self, block: Residual, shape: Shape, name: str, depth: int) -> Shape:
+        main = self.run(block.body, shape, _join(name, "body"), depth + 1)
+        short = self.run(block.shortcut, shape, _join(name, "shortcut"), depth + 1)
+        if main != short:
+            raise ShapeError(name, "Residual", f"main path gives {fmt_shape(main)} but the "
+                             f"shortcut gives {fmt_shape(short)}; they must match to be added",
+                             "other")
+        return self.run(block.act, main, _join(name, "act"), depth + 1)
+
+    def _inception(self, block: Inception, shape: Shape, name: str, depth: int) -> Shape:
+        outs = [self.run(p, shape, _join(name, f"p{i}"), depth + 1)
+                for i, p in enumerate(block.paths, 1)]
+        if len({o[1:] for o in outs}) != 1:
+            sizes = ", ".join(fmt_shape(o[1:]) for o in outs)
+            raise ShapeError(name, "Inception", f"paths give different sizes ({sizes}); "
+                             "they must match to be concatenated", "other")
+        return (sum(o[0] for o in outs), *outs[0][1:])
+
+    def _dense(self, block: DenseBlock, shape: Shape, name: str, depth: int) -> Shape:
+        for i, layer in enumerate(block.layers):
+            out = self.run(layer, shape, _join(name, f"layers.{i}"), depth + 1)
+            if out[1:] != shape[1:]:
+                raise ShapeError(name, "DenseBlock", f"conv block {i} changes the size from "
+                                 f"{fmt_shape(shape[1:])} to {fmt_shape(out[1:])}", "other")
+            shape = (shape[0] + out[0], *shape[1:])
+        return shape
+
+    # -- leaves -----------------------------------------------------------------------------
+    def _needs_map(self, module: nn.Module, shape: Shape, name: str, channels: int) -> None:
+        kind = type(module).__name__
+        if len(shape) != 3:
+            raise ShapeError(name, kind, f"needs a C×H×W feature map but gets {shape[0]} flat "
+                             "features (it comes after Flatten)", "other")
+        if shape[0] != channels:
+            raise ShapeError(name, kind, f"expects {channels} input channels but gets "
+                             f"{shape[0]}", "other")
+
+    def _conv(self, m: nn.Conv2d, shape: Shape, name: str) -> tuple[Shape, str]:
+        self._needs_map(m, shape, name, m.in_channels)
+        if isinstance(m.padding, str):
+            raise ShapeError(name, "Conv2d", "string padding is not supported", "other")
+        sizes, texts = [], []
+        for n, k, s, p, d in zip(shape[1:], m.kernel_size, m.stride, m.padding, m.dilation):
+            span = d * (k - 1) + 1
+            if n + 2 * p < span:
+                raise ShapeError(name, "Conv2d", _too_small(shape, m.kernel_size, m.padding,
+                                                            m.dilation), "small")
+            out = (n + 2 * p - span) // s + 1
+            sizes.append(out)
+            texts.append(_window_formula(n, k, s, p, d, False, out))
+        return (m.out_channels, *sizes), _per_dim(texts, shape[1:])
+
+    def _pool(self, m: nn.MaxPool2d | nn.AvgPool2d, shape: Shape, name: str
+              ) -> tuple[Shape, str]:
+        kind = type(m).__name__
+        if len(shape) != 3:
+            raise ShapeError(name, kind, "needs a C×H×W feature map but gets flat features",
+                             "other")
+        kernel, padding = _pair(m.kernel_size), _pair(m.padding)
+        stride = _pair(m.stride if m.stride else m.kernel_size)
+        dilation = _pair(getattr(m, "dilation", 1))
+        sizes, texts = [], []
+        for n, k, s, p, d in zip(shape[1:], kernel, stride, padding, dilation):
+            span = d * (k - 1) + 1
+            if p > span // 2:
+                raise ShapeError(name, kind, f"padding {p} is more than half the kernel "
+                                 f"{span}", "other")
+            out = (n + 2 * p - span + (s - 1 if m.ceil_mode else 0)) // s + 1
+            note = ""
+            if m.ceil_mode and (out - 1) * s >= n + p:
+                out -= 1
+                note = " − 1 (the last window would start in the padding)"
+            if out < 1:
+                raise ShapeError(name, kind, _too_small(shape, kernel, padding, dilation),
+                                 "small")
+            text = _window_formula(n, k, s, p, d, m.ceil_mode, out)
+            if note:
+                text = text.replace(f" = {out}", f"{note} = {out}")
+            sizes.append(out)
+            texts.append(text)
+        return (shape[0], *sizes), _per_dim(texts, shape[1:])
+
+    def _adaptive(self, m: nn.AdaptiveAvgPool2d, shape: Shape, name: str) -> tuple[Shape, str]:
+        if len(shape) != 3:
+            raise ShapeError(name, type(m).__name__, "needs a C×H×W feature map but gets flat "
+                             "features", "other")
+        oh, ow = _pair(m.output_size)
+        oh, ow = oh or shape[1], ow or shape[2]
+        return (shape[0], oh, ow), f"average of each region: {fmt_shape(shape[1:])} → {oh}×{ow}"
+
+    def _batchnorm2d(self, m: nn.BatchNorm2d, shape: Shape, name: str) -> tuple[Shape, str]:
+        self._needs_map(m, shape, name, m.num_features)
+        return shape, ""
+
+    def _batchnorm1d(self, m: nn.BatchNorm1d, shape: Shape, name: str) -> tuple[Shape, str]:
+        if shape != (m.num_features,):
+            raise ShapeError(name, "BatchNorm1d", f"expects {m.num_features} features but "
+                             f"gets {fmt_shape(shape)}", "other")
+        return shape, ""
+
+    def _flatten(self, m: nn.Flatten, shape: Shape, name: str) -> tuple[Shape, str]:
+        if len(shape) == 1:
+            return shape, ""
+        self._flattened_from = shape
+        total = 1
+        for d in shape:
+            total *= d
+        return (total,), f"{'·'.join(str(d) for d in shape)} = {total}"
+
+    def _linear(self, m: nn.Linear, shape: Shape, name: str) -> tuple[Shape, str]:
+        if len(shape) != 1:
+            raise ShapeError(name, "Linear", f"gets a {fmt_shape(shape)} feature map; add a "
+                             "Flatten before it", "other")
+        got = shape[0]
+        if got != m.in_features:
+            source = self._flattened_from
+            detail = f" ({fmt_shape(source)} after Flatten)" if source else ""
+            raise ShapeError(name, "Linear", f"expects {m.in_features} input features but "
+                             f"gets {got}{detail}", "small" if got < m.in_features else "large")
+        return (m.out_features,), f"{m.in_features} → {m.out_features}"
+
+    def _same(self, m: nn.Module, shape: Shape, name: str) -> tuple[Shape, str]:
+        return shape, ""
+
+
+def _too_small(shape: Shape, kernel, padding, dilation) -> str:
+    kernel, padding, dilation = _pair(kernel), _pair(padding), _pair(dilation)
+    size = fmt_shape(shape[1:])
+    padded = ""
+    if any(padding):
+        padded = f" (padded to {shape[1] + 2 * padding[0]}×{shape[2] + 2 * padding[1]})"
+    if kernel[0] == kernel[1]:
+        kern = f"kernel {kernel[0]}"
+    else:
+        kern = f"kernel {kernel[0]}×{kernel[1]}"
+    if any(d != 1 for d in dilation):
+        kern += f" (spanning {dilation[0] * (kernel[0] - 1) + 1} with dilation {dilation[0]})"
+    return f"input {size}{padded} is smaller than {kern}"
+
+
+def _join(prefix: str, name: str) -> str:
+    return f"{prefix}.{name}" if prefix else name
+
+
+_LEAF_RULES = {
+    nn.Conv2d: Tracer._conv,
+    nn.MaxPool2d: Tracer._pool,
+    nn.AvgPool2d: Tracer._pool,
+    nn.AdaptiveAvgPool2d: Tracer._adaptive,
+    nn.BatchNorm2d: Tracer._batchnorm2d,
+    nn.BatchNorm1d: Tracer._batchnorm1d,
+    nn.Flatten: Tracer._flatten,
+    nn.Linear: Tracer._linear,
+    **{cls: Tracer._same for cls in SHAPE_PRESERVING},
+}
+
+
+def output_shape(model: nn.Module, input_shape: Shape) -> Shape:
+    """The output shape for one input ``(C, H, W)``; raises ShapeError where it fails."""
+    return Tracer().run(model, tuple(input_shape))
+
+
+def trace(model: nn.Module, input_shape: Shape) -> list[Row]:
+    """Every module with its input/output shape and conv/pool arithmetic, in execution order."""
+    tracer = Tracer(record=True)
+    tracer.run(model, tuple(input_shape))
+    return tracer.rows or []

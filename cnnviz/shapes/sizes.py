@@ -1,0 +1,220 @@
+"""Which square input sizes a network accepts, found by binary search on size arithmetic.
+
+Every layer's output size is a non-decreasing function of its input size, and a layer fails
+either because its input is too small (a kernel larger than the map: fails for every smaller
+size too) or because a Linear gets the wrong number of flattened features (too few below a
+band, too many above it). So the sizes that run form one interval, found with a few binary
+searches over :func:`~cnnviz.shapes.arithmetic.output_shape` — the study notes' "use binary
+search: once the feature map gets smaller than a kernel, it fails". If a network ever breaks
+that structure (a failure no size can fix), the finder falls back to checking every size.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from cnnviz.errors import ShapeError
+from cnnviz.models import build_meta
+from cnnviz.shapes.arithmetic import output_shape, trace
+
+# Sizes beyond the checked range are probed up to here to tell a band from "no maximum".
+UNBOUNDED = 1 << 30
+
+
+@dataclass(frozen=True)
+class SizeFailure:
+    size: int
+    layer: str
+    layer_type: str
+    reason: str
+
+    def to_json(self) -> dict:
+        return {"size": self.size, "layer": self.layer, "reason": self.reason}
+
+    def __str__(self) -> str:
+        return f"size {self.size}: {self.layer_type} {self.layer}: {self.reason}"
+
+
+@dataclass(frozen=True)
+class BatchOneReport:
+    """Where BatchNorm in training mode fails with batch size 1 (one value per channel)."""
+
+    always: tuple[str, ...] = ()      # BatchNorm1d layers: one value per feature, any size
+    min_size: int | None = None       # smallest valid size where every BatchNorm2d has >1
+    below: SizeFailure | None = None  # the BatchNorm2d that sees a 1×1 map just below it
+
+    @property
+    def applies(self) -> bool:
+        return bool(self.always) or self.below is not None
+
+
+@dataclass
+class SizeReport:
+    valid: list[tuple[int, int]]
+    checked_up_to: int
+    below_min: SizeFailure | None
+    above_max: SizeFailure | None
+    true_max: int | None  # the largest size that runs, even past checked_up_to
+    batch_one: BatchOneReport = field(default_factory=BatchOneReport)
+
+    @property
+    def min(self) -> int | None:
+        return self.valid[0][0] if self.valid else None
+
+    @property
+    def max(self) -> int | None:
+        return self.true_max if self.valid else None
+
+    def accepts(self, size: int) -> bool:
+        return any(lo <= size <= hi for lo, hi in self.valid)
+
+    def to_json(self) -> dict:
+        return {"valid": [list(v) for v in self.valid], "min": self.min, "max": self.max,
+                "checked_up_to": self.checked_up_to,
+                "below_min": self.below_min.to_json() if self.below_min else None}
+
+
+def _classify(model: nn.Module, channels: int, n: int) -> tuple[str, ShapeError | None]:
+    try:
+        output_shape(model, (channels, n, n))
+        return "ok", None
+    except ShapeError as exc:
+        return exc.direction, exc
+
+
+def _failure(n: int, exc: ShapeError) -> SizeFailure:
+    return SizeFailure(n, exc.layer, exc.layer_type, exc.reason)
+
+
+class _NotMonotone(Exception):
+    pass
+
+
+def _first(lo: int, hi: int, pred) -> int:
+    """Smallest n in [lo, hi] with pred(n) true, for pred false…false true…true; hi+1 if none."""
+    while lo <= hi:
+        mid = (lo + hi) // 2
+        if pred(mid):
+            hi = mid - 1
+        else:
+            lo = mid + 1
+    return lo
+
+
+def find_valid_sizes(model: nn.Module, channels: int, max_size: int = 1024) -> SizeReport:
+    """The exact set of square sizes in 1..max_size on which ``model`` runs."""
+    cache: dict[int, tuple[str, ShapeError | None]] = {}
+
+    def cls(n: int) -> str:
+        if n not in cache:
+            cache[n] = _classify(model, channels, n)
+        if cache[n][0] == "other":
+            raise _NotMonotone
+        return cache[n][0]
+
+    try:
+        lo = _first(1, max_size, lambda n: cls(n) != "small")
+        if lo > max_size:  # too small everywhere in range
+            return SizeReport([], max_size, _failure(max_size, cache[max_size][1]), None, None)
+        below = _failure(lo - 1, cache[lo - 1][1]) if lo > 1 else None
+        if cls(lo) == "large":  # jumped over a band that holds no integer size
+            return SizeReport([], max_size, below, _failure(lo, cache[lo][1]), None)
+        end = _first(lo, UNBOUNDED, lambda n: cls(n) == "large")
+    except _NotMonotone:
+        return _sweep(model, channels, max_size)
+    true_max = end - 1 if end <= UNBOUNDED else None
+    above = _failure(end, cache[end][1]) if true_max is not None else None
+    valid = [(lo, min(end - 1, max_size))]
+    return SizeReport(valid, max_size, below, above, true_max,
+                      _batch_one(model, channels, valid[0]))
+
+
+def _sweep(model: nn.Module, channels: int, max_size: int) -> SizeReport:
+    """Check every size: only for networks whose failures do not follow the monotone pattern."""
+    results = [_classify(model, channels, n) for n in range(1, max_size + 1)]
+    valid: list[tuple[int, int]] = []
+    for n, (kind, _) in enumerate(results, 1):
+        if kind == "ok":
+            if valid and valid[-1][1] == n - 1:
+                valid[-1] = (valid[-1][0], n)
+            else:
+                valid.append((n, n))
+    if not valid:
+        return SizeReport([], max_size, _failure(max_size, results[-1][1]), None, None)
+    lo, hi = valid[0][0], valid[-1][1]
+    below = _failure(lo - 1, results[lo - 2][1]) if lo > 1 else None
+    above = _failure(hi + 1, results[hi][1]) if hi < max_size else None
+    return SizeReport(valid, max_size, below, above, hi if hi < max_size else None,
+                      _batch_one(model, channels, valid[0]))
+
+
+def _batch_one(model: nn.Module, channels: int, valid: tuple[int, int]) -> BatchOneReport:
+    """BatchNorm in training mode needs more than one value per channel: with batch size 1,
+    a BatchNorm1d always fails and a BatchNorm2d fails where its map is 1×1."""
+    norms = [r for r in trace(model, (channels, valid[0], valid[0]))
+             if isinstance(r.module, (nn.BatchNorm1d, nn.BatchNorm2d))]
+    if not norms:
+        return BatchOneReport()
+    always = tuple(r.name for r in norms if isinstance(r.module, nn.BatchNorm1d))
+
+    def single(n: int):
+        for r in trace(model, (channels, n, n)):
+            if isinstance(r.module, nn.BatchNorm2d) and r.input_shape[1] * r.input_shape[2] == 1:
+                return r
+        return None
+
+    lo, hi = valid
+    first_ok = _first(lo, hi, lambda n: single(n) is None)
+    below = None
+    if first_ok > lo:
+        r = single(first_ok - 1)
+        below = SizeFailure(first_ok - 1, r.name, r.type, "a 1×1 map gives one value per "
+                            "channel with batch size 1; training mode needs more than one")
+    return BatchOneReport(always, first_ok if first_ok <= hi else None, below)
+
+
+def valid_sizes(spec, max_size: int = 1024) -> SizeReport:
+    """The valid square input sizes of a spec, 1..max_size."""
+    return find_valid_sizes(build_meta(spec), spec.in_channels, max_size)
+
+
+def runs_forward(model: nn.Module, channels: int, n: int) -> bool:
+    """Whether a real (meta-device) forward pass succeeds at n×n: the reference the tests and
+    benchmarks compare the arithmetic with."""
+    try:
+        with torch.no_grad():
+            model(torch.empty(1, channels, n, n, device="meta"))
+        return True
+    except RuntimeError:
+        return False
+
+
+def sweep_forward(model: nn.Module, channels: int, max_size: int) -> list[tuple[int, int]]:
+    """Valid sizes by trying every size with a forward pass (slow; the baseline)."""
+    model = model.eval()
+    valid: list[tuple[int, int]] = []
+    for n in range(1, max_size + 1):
+        if runs_forward(model, channels, n):
+            if valid and valid[-1][1] == n - 1:
+                valid[-1] = (valid[-1][0], n)
+            else:
+                valid.append((n, n))
+    return valid
+
+
+def advice(report: SizeReport) -> list[str]:
+    """What to change to widen the range of sizes, in the book's terms."""
+    tips: list[str] = []
+    above = report.above_max
+    if above is not None and above.layer_type == "Linear":
+        tips.append(f"{above.layer_type} {above.layer} fixes the flattened size, so only a band "
+                    "of sizes fits: put global average pooling (adaptive_avg_pool, output 1) "
+                    "before the flatten, as NiN and GoogLeNet do, to accept every size from "
+                    "the minimum up")
+    below = report.below_min
+    if below is not None and below.layer_type in ("Conv2d", "MaxPool2d", "AvgPool2d"):
+        tips.append(f"to accept smaller inputs: pad or shrink the kernel of {below.layer_type} "
+                    f"{below.layer}, or reduce a stride or remove a pooling layer before it")
+    return tips

@@ -1,0 +1,71 @@
+"""Architecture specs: plain, frozen, JSON-serialisable descriptions of a network."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Union
+
+from cnnviz.errors import Problem, SpecError
+from cnnviz.specs.custom import LAYER_TYPES, CustomSpec, Layer
+from cnnviz.specs.families import (AlexNetSpec, ConvLayer, DenseNetSpec, GoogLeNetSpec,
+                                   InceptionCfg, LeNetSpec, NiNBlockCfg, NiNSpec, PlainCNNSpec,
+                                   ResNetSpec, VGGSpec)
+from cnnviz.specs.fields import field_problems, from_dict, to_dict
+
+Spec = Union[LeNetSpec, AlexNetSpec, VGGSpec, NiNSpec, GoogLeNetSpec, ResNetSpec, DenseNetSpec,
+             CustomSpec]
+SPEC_CLASSES: dict[str, type] = {cls.family: cls for cls in Spec.__args__}
+FAMILIES: tuple[str, ...] = tuple(SPEC_CLASSES)
+
+# A config file larger than this is not a hand-written architecture.
+MAX_CONFIG_BYTES = 1_000_000
+
+
+def spec_from_dict(data: Any) -> Spec:
+    """Parse a spec from its JSON form; :class:`SpecError` lists every problem."""
+    return from_dict(Spec, data)
+
+
+def spec_to_dict(spec: Spec) -> dict:
+    return to_dict(spec)
+
+
+def spec_from_json(text: str | bytes) -> Spec:
+    if len(text) > MAX_CONFIG_BYTES:
+        raise SpecError([Problem("", f"config is {len(text):,} bytes; the limit is "
+                                     f"{MAX_CONFIG_BYTES:,}")])
+    try:
+        data = json.loads(text)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        where = f" at line {exc.lineno} column {exc.colno}" if hasattr(exc, "lineno") else ""
+        reason = exc.msg if hasattr(exc, "msg") else "not UTF-8 text"
+        raise SpecError([Problem("", f"not valid JSON{where}: {reason}")]) from None
+    except RecursionError:
+        raise SpecError([Problem("", "JSON nested too deeply")]) from None
+    return spec_from_dict(data)
+
+
+def spec_to_json(spec: Spec) -> str:
+    return json.dumps(spec_to_dict(spec), indent=2) + "\n"
+
+
+def load_spec_file(path: str | Path) -> Spec:
+    path = Path(path)
+    try:
+        text = path.read_bytes()
+    except OSError as exc:
+        raise SpecError([Problem("", f"cannot read {path}: {exc.strerror or exc}")]) from None
+    return spec_from_json(text)
+
+
+def validate(spec: Spec) -> list[Problem]:
+    """Every field problem of a spec built in code (JSON input is checked while parsing)."""
+    return field_problems(spec)
+
+
+__all__ = [
+    "AlexNetSpec", "ConvLayer", "CustomSpec", "DenseNetSpec", "FAMILIES", "GoogLeNetSpec",
+    "InceptionCfg", "LAYER_TYPES", "Layer", "LeNetSpec", "NiNBlockCfg", "NiNSpec",
+    "PlainCNNSpec", "ResNetSpec", "SPEC_CLASSES", "Spec", "VGGSpec", "load_spec_file",
+    "spec_from_dict", "spec_from_json", "spec_to_dict", "spec_to_json", "validate",
+]
