@@ -25,13 +25,15 @@ class _Parser(argparse.ArgumentParser):
 
 
 def load(name_or_path: str):
-    """A preset by name, or a spec from a JSON config file."""
+    """A preset by name, or a spec from a JSON config file (checked that it builds)."""
     if name_or_path in PRESETS:
         return PRESETS[name_or_path].spec
     path = Path(name_or_path)
     if path.exists() or name_or_path.endswith(".json"):
         try:
-            return load_spec_file(path)
+            spec = load_spec_file(path)
+            build_meta(spec)
+            return spec
         except SpecError as exc:
             raise SpecError([Problem(f"{path}", str(exc))]) from None
     raise SpecError([Problem("", f"{name_or_path!r} is neither a preset nor a config file; "
@@ -102,7 +104,7 @@ def cmd_summary(args) -> int:
     return 0
 
 
-def _print_sizes(name: str, r: SizeReport) -> None:
+def _print_sizes(name: str, family: str, r: SizeReport) -> None:
     print(f"{name}: square input sizes 1..{r.checked_up_to} that run")
     if not r.valid:
         print("  none")
@@ -121,7 +123,7 @@ def _print_sizes(name: str, r: SizeReport) -> None:
               "(BatchNorm1d) sees one value per feature")
     elif b.below is not None:
         print(f"batch size 1 in training mode: needs size ≥ {b.min_size}; at {b.below}")
-    for tip in advice(r):
+    for tip in advice(r, family):
         print(f"tip: {tip}")
 
 
@@ -134,7 +136,7 @@ def cmd_sizes(args) -> int:
     if args.json:
         print(json.dumps(report.to_json()))
     else:
-        _print_sizes(args.network, report)
+        _print_sizes(args.network, spec.family, report)
     return 0
 
 

@@ -14,10 +14,11 @@ def googlenet(spec) -> nn.Sequential:
     def conv(i: int, o: int, k: int, s: int = 1, p: int = 0) -> list[nn.Module]:
         return conv_act(i, o, k, s, p, batch_norm=bn, bias=not bn, bn_eps=1e-3)
 
-    def pool(kernel: int = 3) -> nn.MaxPool2d:
-        # The book pads by 1; torchvision pads by 0 and rounds up (ceil_mode).
+    def pool(torchvision_kernel: int = 3) -> nn.MaxPool2d:
+        # The book pads by 1; torchvision pads by 0, rounds up (ceil_mode) and uses a 2×2
+        # window before b5.
         if spec.ceil_mode:
-            return nn.MaxPool2d(kernel, stride=2, ceil_mode=True)
+            return nn.MaxPool2d(torchvision_kernel, stride=2, ceil_mode=True)
         return nn.MaxPool2d(3, stride=2, padding=1)
 
     def inceptions(channels: int, cfgs) -> tuple[list[nn.Module], int]:
@@ -36,7 +37,7 @@ def googlenet(spec) -> nn.Sequential:
     blocks4, channels = inceptions(channels, spec.b4)
     blocks5, channels = inceptions(channels, spec.b5)
     b3 = nn.Sequential(*blocks3, pool())
-    b4 = nn.Sequential(*blocks4, pool(2 if spec.ceil_mode else 3))
+    b4 = nn.Sequential(*blocks4, pool(torchvision_kernel=2))
     b5 = nn.Sequential(*blocks5, nn.AdaptiveAvgPool2d(1), nn.Flatten())
     head = [nn.Dropout(spec.dropout)] if spec.dropout else []
     head.append(nn.Linear(channels, spec.num_classes))

@@ -204,15 +204,16 @@ def sweep_forward(model: nn.Module, channels: int, max_size: int) -> list[tuple[
     return valid
 
 
-def advice(report: SizeReport) -> list[str]:
+def advice(report: SizeReport, family: str = "custom") -> list[str]:
     """What to change to widen the range of sizes, in the book's terms."""
     tips: list[str] = []
     above = report.above_max
     if above is not None and above.layer_type == "Linear":
+        how = ("add an adaptive_avg_pool layer before the flatten" if family == "custom" else
+               "set adaptive_pool (e.g. 1, or torchvision's 6 for AlexNet and 7 for VGG)")
         tips.append(f"{above.layer_type} {above.layer} fixes the flattened size, so only a band "
-                    "of sizes fits: put global average pooling (adaptive_avg_pool, output 1) "
-                    "before the flatten, as NiN and GoogLeNet do, to accept every size from "
-                    "the minimum up")
+                    f"of sizes fits: {how}; with pooling to a fixed size before the flatten, "
+                    "as NiN and GoogLeNet do, every size from the minimum up works")
     below = report.below_min
     if below is not None and below.layer_type in ("Conv2d", "MaxPool2d", "AvgPool2d"):
         tips.append(f"to accept smaller inputs: pad or shrink the kernel of {below.layer_type} "

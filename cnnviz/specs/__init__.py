@@ -30,16 +30,30 @@ def spec_to_dict(spec: Spec) -> dict:
     return to_dict(spec)
 
 
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict:
+    data = dict(pairs)
+    if len(data) != len(pairs):
+        seen: set[str] = set()
+        raise _DuplicateKey(next(k for k, _ in pairs if k in seen or seen.add(k)))
+    return data
+
+
 def spec_from_json(text: str | bytes) -> Spec:
     if len(text) > MAX_CONFIG_BYTES:
         raise SpecError([Problem("", f"config is {len(text):,} bytes; the limit is "
                                      f"{MAX_CONFIG_BYTES:,}")])
     try:
-        data = json.loads(text)
+        data = json.loads(text, object_pairs_hook=_no_duplicate_keys)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         where = f" at line {exc.lineno} column {exc.colno}" if hasattr(exc, "lineno") else ""
         reason = exc.msg if hasattr(exc, "msg") else "not UTF-8 text"
         raise SpecError([Problem("", f"not valid JSON{where}: {reason}")]) from None
+    except _DuplicateKey as exc:
+        raise SpecError([Problem("", f"duplicate key {exc.args[0]!r} in the JSON")]) from None
     except RecursionError:
         raise SpecError([Problem("", "JSON nested too deeply")]) from None
     return spec_from_dict(data)

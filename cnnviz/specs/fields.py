@@ -7,6 +7,7 @@ problem with its field path; :func:`to_dict` writes the same data back.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import types
 import typing
@@ -72,7 +73,11 @@ def _parse(tp: Any, value: Any, path: str, problems: list[Problem]) -> Any:
 
 
 def _show(value: Any) -> str:
-    text = repr(value) if not isinstance(value, str) else f'"{value}"'
+    """A value as JSON spells it (null, true), shortened."""
+    try:
+        text = json.dumps(value, ensure_ascii=False, allow_nan=True)
+    except (TypeError, ValueError):
+        text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
 
 
@@ -102,8 +107,9 @@ def _parse_tagged(classes: list, value: Any, path: str, problems: list[Problem])
     tag = value.get(key)
     if tag not in by_tag:
         known = ", ".join(sorted(by_tag))
+        got = f"got {_show(tag)}" if key in value else "it is missing"
         problems.append(Problem(f"{path}.{key}" if path else key,
-                                f"must be one of {known}; got {_show(tag)}"))
+                                f"must be one of {known}; {got}"))
         return _INVALID
     return _parse_dataclass(by_tag[tag], value, path, problems)
 
@@ -125,6 +131,8 @@ def _parse_dataclass(cls: type, value: Any, path: str, problems: list[Problem]) 
         if name not in value:
             if f.default is dataclasses.MISSING:
                 problems.append(Problem(f"{prefix}{name}", "required"))
+            else:  # a default can still break a bound (an empty layer list)
+                _check_bounds(f, f.default, f"{prefix}{name}", problems)
             continue
         parsed = _parse(hints[name], value[name], f"{prefix}{name}", problems)
         if parsed is _INVALID:

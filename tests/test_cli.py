@@ -1,0 +1,149 @@
+"""The command line contract of DESIGN.md: presets, summary, sizes; one-line errors."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from cnnviz.cli import main
+from cnnviz.presets import PRESETS
+from cnnviz.specs import spec_to_json
+
+DESIGN_PRESETS = ["lenet", "lenet-bn", "alexnet", "vgg", "nin", "googlenet", "resnet18",
+                  "densenet", "notes-alexnet", "notes-nin", "alexnet-imagenet",
+                  "vgg11-imagenet", "googlenet-imagenet", "resnet18-imagenet",
+                  "densenet121-imagenet"]
+DEFAULT_SIZES = {"lenet": 28, "lenet-bn": 28, "alexnet": 224, "vgg": 224, "nin": 224,
+                 "googlenet": 96, "resnet18": 96, "densenet": 96}
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_presets_lists_every_preset_of_the_design(capsys):
+    code, out, _ = run(capsys, "presets", "--json")
+    rows = json.loads(out)
+    assert code == 0 and [r["name"] for r in rows] == DESIGN_PRESETS
+    by_name = {r["name"]: r for r in rows}
+    for name, size in DEFAULT_SIZES.items():
+        assert (by_name[name]["input_size"], by_name[name]["in_channels"],
+                by_name[name]["num_classes"]) == (size, 1, 10)
+    for name in DESIGN_PRESETS[-5:]:
+        assert (by_name[name]["in_channels"], by_name[name]["num_classes"]) == (3, 1000)
+    code, out, _ = run(capsys, "presets")
+    assert code == 0 and all(name in out for name in DESIGN_PRESETS)
+
+
+@pytest.mark.parametrize("name", DESIGN_PRESETS)
+def test_summary_and_sizes_json_on_every_preset(capsys, name):
+    code, out, err = run(capsys, "summary", name, "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    assert list(data) == ["input_shape", "layers", "total_params", "mult_adds"]
+    spec = PRESETS[name].spec
+    assert data["input_shape"] == [1, spec.in_channels, spec.input_size, spec.input_size]
+    assert all(list(layer) == ["name", "type", "output_shape", "params"]
+               for layer in data["layers"])
+    assert data["layers"][-1]["output_shape"] == [1, spec.num_classes]
+    assert data["total_params"] == sum(layer["params"] for layer in data["layers"])
+
+    code, out, err = run(capsys, "sizes", name, "--json")
+    assert code == 0, err
+    sizes = json.loads(out)
+    assert list(sizes) == ["valid", "min", "max", "checked_up_to", "below_min"]
+    assert sizes["checked_up_to"] == 1024
+    assert sizes["min"] == sizes["valid"][0][0]
+    assert any(lo <= spec.input_size <= hi for lo, hi in sizes["valid"])
+    if sizes["min"] > 1:
+        assert set(sizes["below_min"]) == {"size", "layer", "reason"}
+        assert sizes["below_min"]["size"] == sizes["min"] - 1
+
+
+def test_sizes_text_explains_a_band(capsys):
+    code, out, _ = run(capsys, "sizes", "notes-alexnet", "--max", "300")
+    assert code == 0
+    assert "193–224" in out and "minimum: 193   maximum: 224" in out
+    assert ("below: size 192: Linear 12: expects 6400 input features but gets 4096 "
+            "(256×4×4 after Flatten)") in out
+    assert "add an adaptive_avg_pool layer before the flatten" in out
+
+
+def test_sizes_text_reports_batch_size_one(capsys):
+    _, out, _ = run(capsys, "sizes", "lenet-bn")
+    assert "batch size 1 in training mode: fails at every size" in out
+    _, out, _ = run(capsys, "sizes", "resnet18")
+    assert "batch size 1 in training mode: needs size ≥ 33" in out
+
+
+def test_summary_text_shows_the_arithmetic(capsys):
+    code, out, _ = run(capsys, "summary", "notes-alexnet")
+    assert code == 0
+    assert "⌊(26 + 2·2 − 5) / 1⌋ + 1 = 26" in out and "256·5·5 = 6400" in out
+    assert "Total params: 28,655,946" in out
+
+
+def test_summary_non_square(capsys):
+    code, out, _ = run(capsys, "summary", "resnet18", "--size", "64x96", "--json")
+    assert code == 0 and json.loads(out)["input_shape"] == [1, 1, 64, 96]
+
+
+def test_config_file(tmp_path, capsys):
+    path = tmp_path / "net.json"
+    path.write_text(spec_to_json(PRESETS["notes-nin"].spec))
+    code, out, _ = run(capsys, "sizes", str(path), "--json")
+    assert code == 0 and json.loads(out)["min"] == 67
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["summary", "lenet5"], "'lenet5' is neither a preset nor a config file; presets: lenet,"),
+    (["summary", "missing.json"], "missing.json: cannot read missing.json"),
+    (["summary", "notes-alexnet", "--size", "100"],
+     "notes-alexnet does not run at 100×100: Linear 12: expects 6400 input features but gets "
+     "1024 (256×2×2 after Flatten) (square sizes that run: 193–224)"),
+    (["summary", "lenet", "--size", "0"], "size: '0' is not a size"),
+    (["summary", "lenet", "--size", "big"], "size: 'big' is not a size"),
+    (["sizes", "lenet", "--max", "0"], "--max: must be between 1 and 100,000, got 0"),
+    (["sizes", "lenet", "--max", "x"], "argument --max: invalid int value: 'x'"),
+    (["frobnicate"], "argument command: invalid choice: 'frobnicate'"),
+    ([], "the following arguments are required: command"),
+])
+def test_errors_are_one_clear_line(capsys, argv, message):
+    code, out, err = run(capsys, *argv)
+    assert code != 0 and out == ""
+    assert err.count("\n") == 1 and err.startswith("cnnviz: error: ")
+    assert message in err
+
+
+@pytest.mark.parametrize("content, message", [
+    ("{not json", "bad.json: not valid JSON at line 1 column 2"),
+    ('{"family": "vgg", "arch": [[1, "x"]], "colour": 1}',
+     'bad.json: colour: unknown key'),
+    ('{"family": "custom", "layers": [{"type": "conv", "out_channels": 4, "kernel": 3}, '
+     '{"type": "flatten"}, {"type": "conv", "out_channels": 4, "kernel": 3}]}',
+     "bad.json: layers[2]: conv needs a C×H×W feature map"),
+    ('{"family": "lenet", "input_size": 3}', "bad.json: input_size: 3 is too small"),
+])
+def test_bad_config_files(tmp_path, capsys, content, message):
+    path = tmp_path / "bad.json"
+    path.write_text(content)
+    code, out, err = run(capsys, "summary", str(path))
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert message in err
+
+
+def test_real_process_prints_no_traceback(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_bytes(b"\x00\xff garbage")
+    for argv in (["summary", str(bad)], ["sizes", "nope"], ["summary", "lenet", "--size", "3"]):
+        proc = subprocess.run([sys.executable, "-m", "cnnviz", *argv], capture_output=True,
+                              text=True, timeout=120)
+        assert proc.returncode == 2
+        assert "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1
+    proc = subprocess.run([sys.executable, "-m", "cnnviz", "sizes", "nin", "--json"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and json.loads(proc.stdout)["min"] == 67

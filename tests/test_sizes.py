@@ -1,0 +1,136 @@
+"""The valid-size finder against real forward passes, on random networks and on the presets."""
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import given, settings
+
+from cnnviz.models import build
+from cnnviz.presets import PRESETS
+from cnnviz.shapes.sizes import find_valid_sizes, runs_forward, sweep_forward, valid_sizes
+from tests.strategies import custom_specs
+
+MAX = 48
+
+
+def cpu_sweep(model: torch.nn.Module, channels: int, max_size: int, train: bool = False
+              ) -> list[int]:
+    """Sizes at which a real CPU forward pass (batch 1) runs."""
+    model.train(train)
+    ok = []
+    with torch.no_grad():
+        for n in range(1, max_size + 1):
+            try:
+                model(torch.zeros(1, channels, n, n))
+                ok.append(n)
+            except (RuntimeError, ValueError):
+                pass
+    return ok
+
+
+def expand(intervals) -> list[int]:
+    return [n for lo, hi in intervals for n in range(lo, hi + 1)]
+
+
+@settings(max_examples=220)
+@given(custom_specs())
+def test_finder_equals_exhaustive_forward_sweep(spec):
+    model = build(spec)
+    report = find_valid_sizes(build(spec, "meta"), spec.in_channels, MAX)
+    real = cpu_sweep(model, spec.in_channels, MAX)
+    assert expand(report.valid) == real
+    if report.valid and report.min > 1:
+        assert report.below_min is not None and report.below_min.size == report.min - 1
+        assert not runs_forward(build(spec, "meta").eval(), spec.in_channels, report.min - 1)
+    # Batch size 1 in training mode: BatchNorm needs more than one value per channel.
+    trainable = cpu_sweep(model, spec.in_channels, MAX, train=True)
+    b = report.batch_one
+    if b.always:
+        assert trainable == []
+    elif report.valid:
+        start = b.min_size if b.min_size is not None else (MAX + 1 if b.below else report.min)
+        assert trainable == [n for n in real if n >= start]
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_presets_match_real_forward_passes(name):
+    """Every size up to 40, both edges of the valid range and the default size, on the CPU."""
+    spec = PRESETS[name].spec
+    report = valid_sizes(spec)
+    model = build(spec).eval()
+    sizes = set(range(1, 41)) | {spec.input_size}
+    for edge in (report.min, report.max):
+        if edge is not None:
+            sizes |= set(range(edge - 2, edge + 3))
+    with torch.no_grad():
+        for n in sorted(s for s in sizes if 1 <= s <= 1024):
+            try:
+                model(torch.zeros(1, spec.in_channels, n, n))
+                runs = True
+            except RuntimeError:
+                runs = False
+            assert report.accepts(n) == runs, n
+
+
+def test_meta_forward_sweep_agrees_on_the_notes_alexnet_band():
+    spec = PRESETS["notes-alexnet"].spec
+    assert sweep_forward(build(spec, "meta"), 1, 260) == valid_sizes(spec, 260).valid
+
+
+@pytest.mark.parametrize("name, valid, max_", [
+    ("lenet", [(28, 31)], 31),
+    ("lenet-bn", [(28, 31)], 31),
+    ("alexnet", [(193, 224)], 224),
+    ("notes-alexnet", [(193, 224)], 224),
+    ("vgg", [(224, 255)], 255),
+    ("nin", [(67, 1024)], None),
+    ("notes-nin", [(67, 1024)], None),
+    ("googlenet", [(1, 1024)], None),
+    ("resnet18", [(1, 1024)], None),
+    ("densenet", [(29, 1024)], None),
+    ("alexnet-imagenet", [(63, 1024)], None),
+])
+def test_preset_valid_sizes(name, valid, max_):
+    report = valid_sizes(PRESETS[name].spec)
+    assert report.valid == valid
+    assert report.max == max_
+
+
+def test_band_diagnosis_names_the_linear_and_both_sizes():
+    report = valid_sizes(PRESETS["notes-alexnet"].spec)
+    below, above = report.below_min, report.above_max
+    assert (below.size, below.layer, below.layer_type) == (192, "12", "Linear")
+    assert below.reason == "expects 6400 input features but gets 4096 (256×4×4 after Flatten)"
+    assert (above.size, above.layer) == (225, "12")
+    assert "gets 9216 (256×6×6 after Flatten)" in above.reason
+
+
+def test_global_pooling_network_has_a_minimum_only_and_names_the_pool():
+    report = valid_sizes(PRESETS["nin"].spec)
+    assert report.max is None and report.above_max is None
+    assert report.below_min.to_json() == {
+        "size": 66, "layer": "b3.1", "reason": "input 2×2 is smaller than kernel 3"}
+    assert report.below_min.layer_type == "MaxPool2d"
+
+
+def test_densenet_fails_below_min_at_the_transition_pool():
+    below = valid_sizes(PRESETS["densenet"].spec).below_min
+    assert (below.size, below.layer, below.layer_type) == (28, "b4.transition.3", "AvgPool2d")
+
+
+def test_no_valid_size_reports_the_failure():
+    from cnnviz.specs import CustomSpec
+    from cnnviz.specs import custom as L
+    # 3×3 conv output grows by one per size, Flatten gives n²-ish features: 5 never fits.
+    spec = CustomSpec(1, 10, 8, (L.Conv(1, 2, padding=0), L.Flatten(), L.Linear(5, 10)))
+    report = valid_sizes(spec, 64)
+    assert report.valid == [] and report.min is None and report.max is None
+    assert report.below_min.layer == "2" and report.above_max.layer == "2"
+
+
+def test_batch_one_training_limits():
+    assert valid_sizes(PRESETS["lenet-bn"].spec).batch_one.always == ("head.2", "head.5")
+    b = valid_sizes(PRESETS["resnet18"].spec).batch_one
+    assert b.always == () and b.min_size == 33
+    assert (b.below.size, b.below.layer) == (32, "b5.0.body.bn1")
+    assert not valid_sizes(PRESETS["alexnet"].spec).batch_one.applies
