@@ -10,14 +10,8 @@ from dataclasses import dataclass
 from typing import ClassVar, Union
 
 from cnnviz.errors import Problem
+from cnnviz.specs.families import InceptionCfg, NiNBlockCfg
 from cnnviz.specs.fields import knob
-
-
-def _pool_padding_problem(kernel: int, padding: int) -> list[Problem]:
-    if padding > kernel // 2:
-        return [Problem("padding", f"must be at most half the kernel ({kernel // 2}), "
-                                   f"got {padding}")]
-    return []
 
 
 @dataclass(frozen=True)
@@ -32,27 +26,27 @@ class Conv:
 
 
 @dataclass(frozen=True)
-class MaxPool:
-    type: ClassVar[str] = "max_pool"
+class _Pool:
     kernel: int = knob(min=1)
     stride: int | None = knob(None, min=1, doc="null: same as kernel (PyTorch's default)")
     padding: int = knob(0, min=0)
     ceil_mode: bool = knob(False)
 
     def check(self) -> list[Problem]:
-        return _pool_padding_problem(self.kernel, self.padding)
+        if self.padding > self.kernel // 2:
+            return [Problem("padding", f"must be at most half the kernel ({self.kernel // 2}), "
+                                       f"got {self.padding}")]
+        return []
 
 
 @dataclass(frozen=True)
-class AvgPool:
-    type: ClassVar[str] = "avg_pool"
-    kernel: int = knob(min=1)
-    stride: int | None = knob(None, min=1, doc="null: same as kernel (PyTorch's default)")
-    padding: int = knob(0, min=0)
-    ceil_mode: bool = knob(False)
+class MaxPool(_Pool):
+    type: ClassVar[str] = "max_pool"
 
-    def check(self) -> list[Problem]:
-        return _pool_padding_problem(self.kernel, self.padding)
+
+@dataclass(frozen=True)
+class AvgPool(_Pool):
+    type: ClassVar[str] = "avg_pool"
 
 
 @dataclass(frozen=True)
@@ -107,21 +101,13 @@ class VGGBlockLayer:
 
 
 @dataclass(frozen=True)
-class NiNBlockLayer:
+class NiNBlockLayer(NiNBlockCfg):
     type: ClassVar[str] = "nin_block"
-    out_channels: int = knob(min=1)
-    kernel: int = knob(min=1)
-    stride: int = knob(1, min=1)
-    padding: int = knob(0, min=0)
 
 
 @dataclass(frozen=True)
-class InceptionLayer:
+class InceptionLayer(InceptionCfg):
     type: ClassVar[str] = "inception"
-    c1: int = knob(min=1)
-    c2: tuple[int, int] = knob(min=1)
-    c3: tuple[int, int] = knob(min=1)
-    c4: int = knob(min=1)
 
 
 @dataclass(frozen=True)

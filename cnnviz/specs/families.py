@@ -25,16 +25,13 @@ class ConvLayer:
     pool: bool = knob(False)
 
 
+@dataclass(frozen=True)
 class PlainCNNSpec:
     """Convolutions with pooling, then dense layers: the shape LeNet and AlexNet share.
 
-    A marker base: both families have the same fields (below), with the book's defaults.
+    The defaults are LeNet's; :class:`AlexNetSpec` changes only the defaults that differ.
     """
 
-
-@dataclass(frozen=True)
-class LeNetSpec(PlainCNNSpec):
-    family: ClassVar[str] = "lenet"
     in_channels: int = knob(1, min=1)
     num_classes: int = knob(10, min=1)
     input_size: int = knob(28, min=1)
@@ -45,16 +42,20 @@ class LeNetSpec(PlainCNNSpec):
     pool_stride: int = knob(2, min=1)
     dense: tuple[int, ...] = knob((120, 84), min=1)
     activation: str = knob("sigmoid", choices=ACTIVATIONS)
-    batch_norm: bool = knob(False)
+    batch_norm: bool = knob(False, doc="BatchNorm after every conv and hidden dense layer")
     dropout: float = knob(0.0, min=0.0, lt=1.0)
-    adaptive_pool: int = knob(0, min=0, doc="0: none; n: AdaptiveAvgPool2d(n) before Flatten")
+    adaptive_pool: int = knob(0, min=0, doc="0: none; n: AdaptiveAvgPool2d(n) before Flatten "
+                                            "(torchvision's AlexNet: 6)")
+
+
+@dataclass(frozen=True)
+class LeNetSpec(PlainCNNSpec):
+    family: ClassVar[str] = "lenet"
 
 
 @dataclass(frozen=True)
 class AlexNetSpec(PlainCNNSpec):
     family: ClassVar[str] = "alexnet"
-    in_channels: int = knob(1, min=1)
-    num_classes: int = knob(10, min=1)
     input_size: int = knob(224, min=1)
     convs: tuple[ConvLayer, ...] = knob(
         (ConvLayer(96, 11, stride=4, padding=1, pool=True),
@@ -64,12 +65,9 @@ class AlexNetSpec(PlainCNNSpec):
          ConvLayer(256, 3, padding=1, pool=True)), nonempty=True)
     pool: str = knob("max", choices=("avg", "max"))
     pool_kernel: int = knob(3, min=1)
-    pool_stride: int = knob(2, min=1)
     dense: tuple[int, ...] = knob((4096, 4096), min=1)
     activation: str = knob("relu", choices=ACTIVATIONS)
-    batch_norm: bool = knob(False)
     dropout: float = knob(0.5, min=0.0, lt=1.0)
-    adaptive_pool: int = knob(0, min=0, doc="0: none; 6: torchvision's AdaptiveAvgPool2d(6)")
 
 
 @dataclass(frozen=True)
