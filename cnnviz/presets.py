@@ -78,3 +78,22 @@ def get_preset(name: str) -> Preset:
     except KeyError:
         raise SpecError([Problem("", f"unknown preset {name!r}; known presets: "
                                      f"{', '.join(PRESETS)}")]) from None
+
+
+# The zoo on the home page: the book's networks, each with its idea in one line.
+BOOK_PRESETS: dict[str, str] = {
+    "lenet": "Two convolutions with pooling shrink the image; three dense layers classify it.",
+    "lenet-bn": "The same LeNet with BatchNorm: each layer's inputs are re-centred per "
+                "mini-batch, so it trains in far fewer epochs.",
+    "alexnet": "LeNet made deep and wide: large early kernels, ReLU, dropout, and a GPU.",
+    "vgg": "Only 3×3 convolutions, grouped in repeated blocks that halve the size: depth "
+           "from a simple recipe.",
+    "nin": "1×1 convolutions act as an MLP at every pixel; global average pooling replaces "
+           "the dense layers.",
+    "googlenet": "Inception blocks run 1×1, 3×3, 5×5 and pooling paths side by side and "
+                 "concatenate them.",
+    "resnet18": "Each block learns only a residual f(x) − x; the identity shortcut keeps very "
+                "deep networks trainable.",
+    "densenet": "Each layer sees all earlier outputs, concatenated; transition layers keep "
+                "the channel count in check.",
+}

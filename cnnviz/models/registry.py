@@ -8,7 +8,6 @@ import torch
 from torch import nn
 
 from cnnviz.errors import Problem, ShapeError, SpecError
-from cnnviz.shapes.arithmetic import output_shape
 
 _BUILDERS: dict[str, Callable] = {}
 
@@ -58,6 +57,8 @@ def flat_features(features: nn.Module, spec) -> int:
     This is how the book sizes the first Linear (``nn.Linear(16 * 5 * 5, 120)``); a different
     input size then no longer fits that Linear, which is what the size finder reports.
     """
+    from cnnviz.shapes.arithmetic import output_shape  # arithmetic imports the block classes
+
     try:
         shape = output_shape(features, (spec.in_channels, spec.input_size, spec.input_size))
     except ShapeError as exc:

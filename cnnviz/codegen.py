@@ -1,0 +1,237 @@
+"""A spec as standalone PyTorch source: what a learner copies into a notebook to train it.
+
+The source is rendered from the built model's module tree (not from the spec), so it is the
+network cnnviz runs, layer for layer: the same child names give the same ``state_dict`` keys,
+and a ``state_dict`` saved from cnnviz loads into the generated model with ``strict=True``.
+The generated file needs only ``torch``.
+"""
+from __future__ import annotations
+
+import ast
+import inspect
+
+from torch import nn
+
+from cnnviz.models import build
+from cnnviz.models.blocks import DenseBlock, Inception, Residual
+
+LINE_WIDTH = 88  # a call that fits in this many columns stays on one line
+INDENT = "    "
+
+FAMILY_TITLES = {"lenet": "LeNet", "alexnet": "AlexNet", "vgg": "VGG", "nin": "NiN",
+                 "googlenet": "GoogLeNet", "resnet": "ResNet", "densenet": "DenseNet",
+                 "custom": "A custom network"}
+
+# The book's blocks that are not plain containers need their forward in the generated file.
+# Their constructors take the already-built submodules, so the nesting (and so the state_dict
+# keys) stays exactly that of cnnviz's model.
+BLOCK_SOURCES = {
+    Inception: '''class Inception(nn.Module):
+    """Four parallel paths p1..p4 whose outputs are concatenated along channels."""
+
+    def __init__(self, p1: nn.Module, p2: nn.Module, p3: nn.Module, p4: nn.Module):
+        super().__init__()
+        self.p1, self.p2, self.p3, self.p4 = p1, p2, p3, p4
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.p1(x), self.p2(x), self.p3(x), self.p4(x)], dim=1)
+''',
+    Residual: '''class Residual(nn.Module):
+    """act(body(x) + shortcut(x)): the main path learns only the residual."""
+
+    def __init__(self, body: nn.Module, shortcut: nn.Module):
+        super().__init__()
+        self.body = body
+        self.shortcut = shortcut
+        self.act = nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.body(x) + self.shortcut(x))
+''',
+    DenseBlock: '''class DenseBlock(nn.Module):
+    """Each conv block sees the concatenation of the block input and every earlier output."""
+
+    def __init__(self, layers: list[nn.Module]):
+        super().__init__()
+        self.layers = nn.ModuleList(layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers:
+            x = torch.cat((x, layer(x)), dim=1)
+        return x
+''',
+}
+
+INIT_SOURCE = '''def init_weights(model: nn.Module) -> nn.Module:
+    """The book's initialisation (d2l's train_ch6): Xavier-uniform weights, zero biases."""
+    for module in model.modules():
+        if isinstance(module, (nn.Conv2d, nn.Linear)):
+            nn.init.xavier_uniform_(module.weight)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+    return model
+'''
+
+MAIN_SOURCE = '''if __name__ == "__main__":
+    model = build_model().eval()  # eval: BatchNorm uses running statistics with batch size 1
+    with torch.no_grad():
+        output = model(torch.zeros(INPUT_SHAPE))
+    print("output shape:", tuple(output.shape))
+    print("parameters:", sum(p.numel() for p in model.parameters()))
+'''
+
+
+def _avg_pool_args(module: nn.AvgPool2d) -> str:
+    # AvgPool2d's extra_repr leaves out ceil_mode and count_include_pad, which change sizes.
+    args = f"kernel_size={module.kernel_size!r}, stride={module.stride!r}, " \
+           f"padding={module.padding!r}"
+    if module.ceil_mode:
+        args += ", ceil_mode=True"
+    if not module.count_include_pad:
+        args += ", count_include_pad=False"
+    if module.divisor_override is not None:
+        args += f", divisor_override={module.divisor_override!r}"
+    return args
+
+
+# extra_repr is a valid argument list for these (the tests rebuild every layer from it).
+LEAF_TYPES = (nn.Conv2d, nn.BatchNorm1d, nn.BatchNorm2d, nn.Linear, nn.MaxPool2d,
+              nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.ReLU, nn.Sigmoid, nn.GELU, nn.Tanh,
+              nn.Dropout, nn.Flatten, nn.Identity)
+ALWAYS_SHOWN = {"p"}  # nn.Dropout() hides the rate a learner wants to see
+
+
+def _split_args(text: str) -> list[str]:
+    """Split an argument list at the commas outside brackets and quotes."""
+    args, depth, quote, start = [], 0, "", 0
+    for i, ch in enumerate(text):
+        if quote:
+            quote = "" if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch in "([":
+            depth += 1
+        elif ch in ")]":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            args.append(text[start:i].strip())
+            start = i + 1
+    if text[start:].strip():
+        args.append(text[start:].strip())
+    return args
+
+
+def _compact(cls: type, args: str) -> str:
+    """Write ``kernel_size=(3, 3), stride=(1, 1)`` as the book does: ``kernel_size=3``.
+
+    Square pairs become one number and keywords equal to the constructor's default go, so
+    ``BatchNorm2d(64)`` is not buried under momentum, affine and track_running_stats.
+    """
+    defaults = {name: p.default for name, p in inspect.signature(cls).parameters.items()}
+    kept = []
+    for arg in _split_args(args):
+        key, eq, text = arg.partition("=")
+        if not eq:
+            kept.append(arg)
+            continue
+        try:
+            value = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            value = text  # Conv2d writes padding=same and padding_mode=... unquoted
+        if isinstance(value, tuple) and value and len(set(value)) == 1:
+            value = value[0]  # (3, 3) → 3: these layers accept an int for a square window
+        if key in ALWAYS_SHOWN or key not in defaults or value != defaults[key]:
+            kept.append(f"{key}={value!r}")
+    return ", ".join(kept)
+
+
+def leaf_source(module: nn.Module) -> str:
+    """``nn.Conv2d(1, 6, kernel_size=5, padding=2)``: the constructor call of one torch layer."""
+    cls = type(module)
+    if cls not in LEAF_TYPES:
+        raise TypeError(f"no source for layer type {cls.__name__}")
+    args = _avg_pool_args(module) if cls is nn.AvgPool2d else module.extra_repr()
+    return f"nn.{cls.__name__}({_compact(cls, args)})"
+
+
+class _Renderer:
+    def __init__(self):
+        self.blocks_used: list[type] = []  # in first-use order, for the class definitions
+
+    def render(self, module: nn.Module, level: int, width: int = LINE_WIDTH) -> str:
+        """Source for ``module``, starting ``level`` indents in; the first line has ``width``
+        columns in all (less when a prefix such as ``('b1', `` sits before it)."""
+        if isinstance(module, nn.Sequential):
+            return self._sequential(module, level, width)
+        for block, parts in ((Inception, ["p1", "p2", "p3", "p4"]),
+                             (Residual, ["body", "shortcut"])):
+            if isinstance(module, block):
+                self._use(block)
+                children = [self.render(getattr(module, p), level + 1) for p in parts]
+                return self._call(block.__name__, children, level, width=width)
+        if isinstance(module, DenseBlock):
+            self._use(DenseBlock)
+            layers = [self.render(layer, level + 1) for layer in module.layers]
+            return self._call("DenseBlock", [self._call("", layers, level, "[]")], level,
+                              hug=True, width=width)
+        return leaf_source(module)
+
+    def _use(self, block: type) -> None:
+        if block not in self.blocks_used:
+            self.blocks_used.append(block)
+
+    def _sequential(self, module: nn.Sequential, level: int, width: int) -> str:
+        # VGGBlock, NiNBlock and Transition are Sequentials: plain nn.Sequential keeps them.
+        names = list(module._modules)
+        if names == [str(i) for i in range(len(names))]:  # positional names: same keys
+            children = [self.render(m, level + 1) for m in module]
+            return self._call("nn.Sequential", children, level, width=width)
+        items = [f"({name!r}, {self.render(child, level + 1, LINE_WIDTH - len(name) - 5)})"
+                 for name, child in module.named_children()]
+        entries = self._call("", items, level, "[]")
+        ordered = self._call("OrderedDict", [entries], level, hug=True)
+        return self._call("nn.Sequential", [ordered], level, hug=True, width=width)
+
+    @staticmethod
+    def _call(callee: str, args: list[str], level: int, brackets: str = "()",
+              hug: bool = False, width: int = LINE_WIDTH) -> str:
+        """``callee(a, b)`` on one line when it fits, otherwise one argument per line.
+
+        ``hug`` wraps a single bracketed argument without a line of its own: ``f([...])``.
+        """
+        open_, close = brackets
+        one_line = f"{callee}{open_}{', '.join(args)}{close}"
+        if "\n" not in one_line and len(INDENT * level) + len(one_line) <= width:
+            return one_line
+        if hug:
+            return f"{callee}{open_}{args[0]}{close}"
+        inner = INDENT * (level + 1)
+        body = "".join(f"{inner}{a},\n" for a in args)
+        return f"{callee}{open_}\n{body}{INDENT * level}{close}"
+
+
+def pytorch_source(spec) -> str:
+    """Standalone, runnable PyTorch source for the network ``spec`` describes."""
+    model = build(spec, device="meta")  # structure and sizes only: no weights to initialise
+    renderer = _Renderer()
+    body = renderer.render(model, 1, LINE_WIDTH - len("model = "))
+    params = sum(p.numel() for p in model.parameters())
+    input_shape = (1, spec.in_channels, spec.input_size, spec.input_size)
+    title = FAMILY_TITLES.get(spec.family, spec.family)
+    imports = ["import torch", "from torch import nn"]
+    if "OrderedDict(" in body:
+        imports.insert(0, "from collections import OrderedDict\n")
+    parts = [
+        f'"""{title} for inputs of shape {input_shape}: {params:,} parameters.\n\n'
+        'Generated by cnnviz; needs only PyTorch. Run it to check the output shape.\n"""',
+        "\n".join(imports),
+        f"INPUT_SHAPE = {input_shape}",
+        *[BLOCK_SOURCES[block] for block in renderer.blocks_used],
+        INIT_SOURCE,
+        f"def build_model() -> nn.Module:\n{INDENT}model = {body}\n"
+        f"{INDENT}return init_weights(model)\n",
+        MAIN_SOURCE,
+    ]
+    parts = [p.rstrip("\n") for p in parts]
+    # PEP 8: two blank lines around top-level classes and functions
+    return "\n\n".join(parts[:3]) + "\n\n\n" + "\n\n\n".join(parts[3:]) + "\n"

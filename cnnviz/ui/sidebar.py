@@ -1,0 +1,37 @@
+"""The sidebar every page shares: the current network at a glance, and the preset switcher."""
+from __future__ import annotations
+
+import streamlit as st
+
+from cnnviz.presets import PRESETS
+from cnnviz.ui.state import current_spec, preset_name, replace_spec, take_notice, widget_key
+from cnnviz.workbench import analyse, describe_sizes
+
+EDITED = "(edited network)"
+
+
+def show_sidebar() -> None:
+    spec = current_spec()
+    notice = take_notice()
+    if notice:
+        st.sidebar.warning(notice)
+    name = preset_name(spec)
+    options = list(PRESETS) if name else [EDITED, *PRESETS]
+    choice = st.sidebar.selectbox("Network", options, index=options.index(name or EDITED),
+                                  key=widget_key("sidebar.preset"),
+                                  format_func=lambda n: n if n == EDITED else
+                                  f"{n} — {PRESETS[n].spec.family}")
+    if choice != EDITED and choice != name:
+        replace_spec(PRESETS[choice].spec)
+        st.rerun()
+    analysis = analyse(spec)
+    box = st.sidebar.container(border=True)
+    box.markdown(f"**{name or 'edited network'}** · family `{spec.family}`")
+    box.caption(PRESETS[name].description if name else "changed in the workbench")
+    if analysis.ok:
+        box.markdown(f"params **{analysis.summary.total_params:,}**  \n"
+                     f"input **{spec.in_channels}×{spec.input_size}×{spec.input_size}**  \n"
+                     f"valid sizes **{describe_sizes(analysis.sizes)}**")
+    else:
+        box.markdown(f"input **{spec.in_channels}×{spec.input_size}×{spec.input_size}**")
+        box.error("does not run as it is — see Build", icon="⚠️")

@@ -1,0 +1,88 @@
+"""The current network lives in session state and in the URL, so a link reopens it.
+
+``?preset=NAME`` when the network is a preset, ``?net=TOKEN`` (compressed JSON) otherwise.
+Widgets that edit the spec are keyed with a *version* that changes whenever the spec is
+replaced from outside (preset, upload, link), so they start from the new spec's values.
+"""
+from __future__ import annotations
+
+import streamlit as st
+
+from cnnviz.errors import SpecError
+from cnnviz.presets import PRESETS
+from cnnviz.specs.url import spec_from_token, spec_to_token
+
+DEFAULT_PRESET = "lenet"
+_SPEC, _VERSION, _PINNED, _NOTICE = "cnnviz.spec", "cnnviz.version", "cnnviz.pinned", "cnnviz.notice"
+
+
+def preset_name(spec) -> str | None:
+    return next((name for name, p in PRESETS.items() if p.spec == spec), None)
+
+
+def _from_url():
+    params = st.query_params
+    if "preset" in params:
+        name = params["preset"]
+        if name in PRESETS:
+            return PRESETS[name].spec
+        st.session_state[_NOTICE] = f"The link names an unknown preset ({name!r}); showing " \
+                                    f"{DEFAULT_PRESET} instead."
+    elif "net" in params:
+        try:
+            return spec_from_token(params["net"])
+        except SpecError as exc:
+            st.session_state[_NOTICE] = f"The network in the link could not be opened: {exc}"
+    return PRESETS[DEFAULT_PRESET].spec
+
+
+def current_spec():
+    """The network every page shows; on a session's first run it comes from the URL."""
+    if _SPEC not in st.session_state:
+        st.session_state[_SPEC] = _from_url()
+        st.session_state[_VERSION] = 0
+        _write_url(st.session_state[_SPEC])
+    return st.session_state[_SPEC]
+
+
+def take_notice() -> str | None:
+    """A message for the user from loading the URL (shown once)."""
+    return st.session_state.pop(_NOTICE, None)
+
+
+def replace_spec(spec) -> None:
+    """Put a new network in place (preset, upload, family switch): editors start afresh."""
+    st.session_state[_SPEC] = spec
+    st.session_state[_VERSION] = st.session_state.get(_VERSION, 0) + 1
+    _write_url(spec)
+
+
+def edit_spec(spec) -> None:
+    """The editors changed the network: keep their widgets, update the URL."""
+    if spec != st.session_state.get(_SPEC):
+        st.session_state[_SPEC] = spec
+        _write_url(spec)
+
+
+def widget_key(path: str) -> str:
+    """A key for a widget editing ``path`` of the current spec."""
+    return f"edit{st.session_state.get(_VERSION, 0)}.{path}"
+
+
+def _write_url(spec) -> None:
+    name = preset_name(spec)
+    params = {"preset": name} if name else {"net": spec_to_token(spec)}
+    if dict(st.query_params) != params:
+        st.query_params.from_dict(params)
+
+
+def pinned():
+    return st.session_state.get(_PINNED)
+
+
+def pin(spec) -> None:
+    st.session_state[_PINNED] = spec
+
+
+def unpin() -> None:
+    st.session_state.pop(_PINNED, None)

@@ -1,0 +1,51 @@
+"""Home: the zoo of the book's networks, one card each."""
+import streamlit as st
+
+from cnnviz.presets import BOOK_PRESETS, PRESETS
+from cnnviz.ui.routing import require_app
+from cnnviz.ui.state import replace_spec
+from cnnviz.workbench import analyse, describe_sizes, human
+
+require_app()
+
+st.title("cnnviz — the classic CNNs of *Dive into Deep Learning*")
+st.caption("Pick a network to take apart: change its blocks in **Build** and watch every "
+           "shape, parameter and convolution sum update; see which input sizes it accepts "
+           "in **Input size**.")
+
+columns = st.columns(4)
+for i, (name, idea) in enumerate(BOOK_PRESETS.items()):
+    spec = PRESETS[name].spec
+    a = analyse(spec)
+    with columns[i % 4].container(border=True, height="stretch"):
+        st.subheader(name, anchor=False)
+        st.caption(f"family `{spec.family}` · {PRESETS[name].description}")
+        st.write(idea)
+        left, right = st.columns(2)
+        left.metric("parameters", human(a.summary.total_params),
+                    help=f"{a.summary.total_params:,}")
+        right.metric("mult-adds", human(a.summary.mult_adds), help=f"{a.summary.mult_adds:,}")
+        st.markdown(f"input **{spec.in_channels}×{spec.input_size}×{spec.input_size}** · "
+                    f"valid sizes **{describe_sizes(a.sizes)}**")
+        if st.button("Open in the workbench", key=f"home.open.{name}", type="primary",
+                     width="stretch"):
+            replace_spec(spec)
+            st.switch_page("pages/build.py")
+
+with st.expander("More networks: the study notes' versions and torchvision's ImageNet models"):
+    rows = []
+    for name, preset in PRESETS.items():
+        if name in BOOK_PRESETS:
+            continue
+        a = analyse(preset.spec)
+        rows.append({"network": name, "family": preset.spec.family,
+                     "params": a.summary.total_params, "mult-adds": a.summary.mult_adds,
+                     "input": f"{preset.spec.in_channels}×{preset.spec.input_size}²",
+                     "valid sizes": describe_sizes(a.sizes), "about": preset.description})
+    st.dataframe(rows, hide_index=True, key="home.more")
+    others = [r["network"] for r in rows]
+    pick, go = st.columns([3, 1], vertical_alignment="bottom")
+    chosen = pick.selectbox("Open one of these", others, key="home.more.pick")
+    if go.button("Open", key="home.more.open"):
+        replace_spec(PRESETS[chosen].spec)
+        st.switch_page("pages/build.py")

@@ -1,0 +1,17 @@
+"""cnnviz: the entry point. Navigation over the pages and the sidebar they share."""
+import streamlit as st
+
+from cnnviz.ui.routing import mark_routed
+from cnnviz.ui.sidebar import show_sidebar
+
+st.set_page_config(page_title="cnnviz", page_icon="🧱", layout="wide")
+
+PAGES = [
+    st.Page("pages/home.py", title="Home", icon=":material/grid_view:", default=True),
+    st.Page("pages/build.py", title="Build", icon=":material/construction:"),
+    st.Page("pages/sizes.py", title="Input size", icon=":material/straighten:"),
+]
+page = st.navigation(PAGES)
+show_sidebar()
+mark_routed()
+page.run()

@@ -1,0 +1,97 @@
+"""What the pages show, computed by the library: analysis, comparison, links."""
+from __future__ import annotations
+
+import base64
+import dataclasses
+import zlib
+
+import pytest
+from hypothesis import given, settings
+
+from cnnviz.errors import SpecError
+from cnnviz.presets import PRESETS
+from cnnviz.specs import CustomSpec
+from cnnviz.specs import custom as L
+from cnnviz.specs.url import spec_from_token, spec_to_token
+from cnnviz.workbench import analyse, compare, describe_sizes, features_before
+from tests.strategies import custom_specs
+
+
+def test_a_running_network_has_a_summary_and_its_sizes():
+    a = analyse(PRESETS["notes-alexnet"].spec)
+    assert a.ok and a.failure is None and a.problems == ()
+    assert a.summary.total_params == 28_655_946
+    assert describe_sizes(a.sizes) == "193–224"
+
+
+def test_a_size_outside_the_band_names_the_layer_and_the_nearest_sizes():
+    below = analyse(PRESETS["notes-alexnet"].spec, (100, 100))
+    assert not below.ok and below.failure.layer == "12" and below.nearest == (None, 193)
+    above = analyse(PRESETS["notes-alexnet"].spec, (300, 300))
+    assert above.nearest == (224, None)
+    gap = analyse(CustomSpec(1, 10, 8, (L.Conv(1, 3), L.Flatten(), L.Linear(36, 2))), (5, 5))
+    assert gap.nearest == (None, 8)
+
+
+def test_a_family_too_small_to_build_says_from_which_size_it_builds():
+    a = analyse(dataclasses.replace(PRESETS["lenet"].spec, input_size=4))
+    assert not a.ok and [p.path for p in a.problems] == ["input_size"]
+    assert a.nearest == (None, 12)
+    # 12 really is the smallest: it builds there and not at 11.
+    assert analyse(dataclasses.replace(PRESETS["lenet"].spec, input_size=12)).ok
+    assert not analyse(dataclasses.replace(PRESETS["lenet"].spec, input_size=11)).ok
+
+
+def test_a_custom_chain_error_has_no_size_to_suggest():
+    a = analyse(CustomSpec(layers=(L.Flatten(), L.Conv(3, 3))))
+    assert a.problems and a.nearest == (None, None)
+
+
+def test_describe_sizes():
+    assert describe_sizes(analyse(PRESETS["nin"].spec).sizes) == "67 and up"
+    assert describe_sizes(None) == "none up to 1024"
+
+
+def test_compare_lines_up_stages():
+    rows = compare(analyse(PRESETS["lenet"].spec), analyse(PRESETS["lenet-bn"].spec))
+    table = {r[""]: (r["pinned"], r["current"]) for r in rows}
+    assert table["params"] == ("61,706", "44,878")
+    assert table["stage b1"] == ("6×14×14", "6×12×12")
+    assert table["valid sizes"] == ("28–31", "28–31")
+    broken = analyse(CustomSpec(layers=(L.Flatten(), L.Conv(3, 3))))
+    assert {r[""]: r["current"] for r in compare(analyse(PRESETS["nin"].spec), broken)}[
+        "params"] == "—"
+
+
+def test_features_before_a_linear():
+    spec = PRESETS["notes-alexnet"].spec
+    assert features_before(spec, 12) == 6400
+    assert features_before(dataclasses.replace(spec, input_size=100), 12) == 256 * 2 * 2
+    assert features_before(dataclasses.replace(spec, input_size=30), 12) is None
+    assert features_before(spec, 0) is None
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_link_token_round_trip(name):
+    assert spec_from_token(spec_to_token(PRESETS[name].spec)) == PRESETS[name].spec
+
+
+@settings(max_examples=30)
+@given(custom_specs())
+def test_link_token_round_trip_random(spec):
+    assert spec_from_token(spec_to_token(spec)) == spec
+
+
+def _token(data: bytes) -> str:
+    return base64.urlsafe_b64encode(zlib.compress(data)).decode().rstrip("=")
+
+
+@pytest.mark.parametrize("token, message", [
+    ("###", "damaged"), ("abc", "damaged"), ("x" * 20_001, "too long"),
+    (_token(b" " * 300_000), "too large"), (_token(b"{"), "not valid JSON"),
+    (_token(b'{"family": "vgg", "arch": 3}'), "arch: must be a list"),
+    (spec_to_token(PRESETS["lenet"].spec)[:-12], "damaged"),
+])
+def test_hostile_link_tokens_are_refused_clearly(token, message):
+    with pytest.raises(SpecError, match=message):
+        spec_from_token(token)
