@@ -86,7 +86,7 @@ def _print_summary(s: Summary) -> None:
 
 def cmd_summary(args) -> int:
     spec = load(args.network)
-    size = parse_size(args.size) if args.size else (spec.input_size, spec.input_size)
+    size = parse_size(args.size) if args.size is not None else (spec.input_size,) * 2
     try:
         s = summarize(spec, size)
     except ShapeError as exc:
@@ -111,7 +111,12 @@ def _print_sizes(name: str, family: str, r: SizeReport) -> None:
     for lo, hi in r.valid:
         print(f"  {lo}–{hi}" if lo != hi else f"  {lo}")
     if r.valid:
-        maximum = r.max if r.max is not None else "none (any larger size runs)"
+        if r.max is None:
+            maximum = "none (any larger size runs)"
+        elif r.max > r.checked_up_to:
+            maximum = f"{r.max} (beyond the checked range)"
+        else:
+            maximum = str(r.max)
         print(f"minimum: {r.min}   maximum: {maximum}")
     if r.below_min:
         print(f"below: {r.below_min}")
@@ -121,6 +126,9 @@ def _print_sizes(name: str, family: str, r: SizeReport) -> None:
     if b.always:
         print(f"batch size 1 in training mode: fails at every size — {', '.join(b.always)} "
               "(BatchNorm1d) sees one value per feature")
+    elif b.everywhere:
+        print(f"batch size 1 in training mode: fails at every valid size up to "
+              f"{b.below.size} — {b.below.layer_type} {b.below.layer} sees a 1×1 map")
     elif b.below is not None:
         print(f"batch size 1 in training mode: needs size ≥ {b.min_size}; at {b.below}")
     for tip in advice(r, family):
@@ -160,12 +168,17 @@ def make_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line(text: str) -> str:
+    """Control characters (newlines, terminal escapes) from file names or keys, escaped."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         args = make_parser().parse_args(argv)
         return args.run(args)
     except CnnvizError as exc:
-        print(f"cnnviz: error: {exc}", file=sys.stderr)
+        print(f"cnnviz: error: {_one_line(str(exc))}", file=sys.stderr)
         return 2
     except BrokenPipeError:
         return 0
@@ -173,6 +186,6 @@ def main(argv: list[str] | None = None) -> int:
         print("cnnviz: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # a bug: still one line, with what to report
-        print(f"cnnviz: internal error ({type(exc).__name__}: {exc}); please report it",
-              file=sys.stderr)
+        print(_one_line(f"cnnviz: internal error ({type(exc).__name__}: {exc}); please "
+                        "report it"), file=sys.stderr)
         return 1

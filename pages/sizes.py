@@ -53,6 +53,10 @@ if b1.always:
     st.warning(f"Fails at every size: {', '.join(f'`{n}`' for n in b1.always)} "
                "(BatchNorm1d) would normalise one value per feature. Train with batch size "
                "≥ 2, or use eval mode for single examples.")
+elif b1.everywhere:
+    st.warning(f"Fails at every valid size up to {b1.below.size}: {b1.below.layer_type} "
+               f"`{b1.below.layer}` sees a 1×1 map, one value per channel. Training mode "
+               "needs more than one value per channel to compute a variance.")
 elif b1.below is not None:
     st.warning(f"Needs input size ≥ {b1.min_size}: at {b1.below.size}, {b1.below.layer_type} "
                f"`{b1.below.layer}` sees a 1×1 map, one value per channel. Training mode "

@@ -107,6 +107,10 @@ def test_config_file(tmp_path, capsys):
      "1024 (256×2×2 after Flatten) (square sizes that run: 193–224)"),
     (["summary", "lenet", "--size", "0"], "size: '0' is not a size"),
     (["summary", "lenet", "--size", "big"], "size: 'big' is not a size"),
+    (["summary", "lenet", "--size", ""], "size: '' is not a size"),
+    (["summary", "nin", "--size", "1" + "0" * 2500], "is not a size"),
+    (["summary", "lenet", "--size", "1000000000"], "is not a size"),
+    (["summary", "/dev/zero"], "/dev/zero: config is 1,000,001 bytes"),
     (["sizes", "lenet", "--max", "0"], "--max: must be between 1 and 100,000, got 0"),
     (["sizes", "lenet", "--max", "x"], "argument --max: invalid int value: 'x'"),
     (["frobnicate"], "argument command: invalid choice: 'frobnicate'"),
@@ -134,6 +138,31 @@ def test_bad_config_files(tmp_path, capsys, content, message):
     code, out, err = run(capsys, "summary", str(path))
     assert code == 2 and out == "" and err.count("\n") == 1
     assert message in err
+
+
+def test_control_characters_stay_on_one_line(tmp_path, capsys):
+    path = tmp_path / "bad.json"
+    path.write_text('{"family": "custom", "layers": [{"type": "relu"}], '
+                    '"a\\nb\\u001b[31mRED": 1}')
+    code, _, err = run(capsys, "summary", str(path))
+    assert code == 2 and err.count("\n") == 1 and "\x1b" not in err
+    assert "a\\nb\\x1b[31mRED: unknown key" in err
+
+
+def test_sizes_json_max_stays_within_the_checked_range(capsys):
+    _, out, _ = run(capsys, "sizes", "lenet", "--max", "29", "--json")
+    assert json.loads(out)["valid"] == [[28, 29]] and json.loads(out)["max"] is None
+    _, out, _ = run(capsys, "sizes", "lenet", "--max", "29")
+    assert "maximum: 31 (beyond the checked range)" in out
+
+
+def test_batch_norm_on_a_1x1_map_everywhere(tmp_path, capsys):
+    path = tmp_path / "gap.json"
+    path.write_text('{"family": "custom", "layers": [{"type": "adaptive_avg_pool", '
+                    '"output_size": 1}, {"type": "batchnorm"}, {"type": "flatten"}]}')
+    _, out, _ = run(capsys, "sizes", str(path))
+    assert ("batch size 1 in training mode: fails at every valid size up to 1024 — "
+            "BatchNorm2d 1 sees a 1×1 map") in out
 
 
 def test_real_process_prints_no_traceback(tmp_path):

@@ -112,7 +112,7 @@ def test_notes_networks_follow_the_notes_layer_for_layer():
 
 
 @pytest.mark.parametrize("name", list(PRESETS))
-def test_no_lazy_modules_and_book_initialisation(name):
+def test_no_lazy_modules(name):
     model = build(PRESETS[name].spec, device="meta")
     assert not any(isinstance(m, nn.modules.lazy.LazyModuleMixin) for m in model.modules())
 

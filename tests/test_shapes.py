@@ -5,6 +5,7 @@ import pytest
 import torch
 import torchinfo
 from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cnnviz.errors import ShapeError, SpecError
 from cnnviz.models import build
@@ -59,6 +60,36 @@ def test_traced_shapes_equal_a_real_forward_pass(spec):
     with torch.no_grad():
         model(torch.zeros(1, spec.in_channels, size, size))
     assert {r.name: r.output_shape for r in rows} == real
+
+
+@settings(max_examples=60)
+@given(custom_specs(), st.integers(1, 40), st.integers(1, 40))
+def test_non_square_arithmetic_agrees_with_pytorch(spec, height, width):
+    model = build(spec).eval()
+    try:
+        shape = output_shape(model, (spec.in_channels, height, width))
+    except ShapeError:
+        with pytest.raises((RuntimeError, ValueError)), torch.no_grad():
+            model(torch.zeros(1, spec.in_channels, height, width))
+        return
+    with torch.no_grad():
+        assert tuple(model(torch.zeros(1, spec.in_channels, height, width)).shape[1:]) == shape
+
+
+@settings(max_examples=25)
+@given(custom_specs())
+def test_summary_equals_torchinfo_on_random_networks(spec):
+    try:
+        ours = summarize(spec)
+    except ShapeError:
+        return
+    reference = torchinfo.summary(build(spec, "meta"), input_size=ours.input_shape,
+                                  device="meta", verbose=0, depth=100)
+    leaves = [row for row in reference.summary_list if row.is_leaf_layer]
+    assert [(r.class_name, list(r.output_size), r.num_params, r.macs) for r in leaves] == [
+        (r.type, [1, *r.output_shape], r.params, r.mult_adds) for r in ours.layers]
+    assert (ours.total_params, ours.mult_adds) == (reference.total_params,
+                                                   reference.total_mult_adds)
 
 
 def test_arithmetic_is_written_out_with_the_layers_numbers():

@@ -33,7 +33,7 @@ def expand(intervals) -> list[int]:
 
 
 @settings(max_examples=220)
-@given(custom_specs())
+@given(custom_specs(max_reference=MAX))
 def test_finder_equals_exhaustive_forward_sweep(spec):
     model = build(spec)
     report = find_valid_sizes(build(spec, "meta"), spec.in_channels, MAX)

@@ -110,6 +110,28 @@ def test_every_problem_is_reported_with_its_path():
     ({"family": "custom", "layers": {"type": "relu"}},
      'layers: must be a list, got {"type": "relu"}'),
     ({"family": "lenet", "dropout": float("nan")}, "dropout: must be a number, got NaN"),
+    ({"family": "alexnet", "dropout": 10 ** 400}, "dropout: must be a number, got 1000000"
+                                                   "000000000000000000000000000000..."),
+    ({"family": []}, "family: must be one of alexnet, custom, densenet, googlenet, lenet, "
+                     "nin, resnet, vgg; got []"),
+    ({"family": "custom", "layers": [{"type": {"a": 1}}]}, "layers[0].type: must be one of "
+     "adaptive_avg_pool, avg_pool, batchnorm, conv, dense_block, dropout, flatten, gelu, "
+     'inception, linear, max_pool, nin_block, relu, residual, sigmoid, transition, vgg_block; '
+     'got {"a": 1}'),
+    # Bounds that keep every valid spec quick to build and within PyTorch's integer limits.
+    ({"family": "custom", "layers": [{"type": "flatten"},
+                                     {"type": "linear", "in_features": 10 ** 20,
+                                      "out_features": 2}]},
+     "layers[1].in_features: must be ≤ 100,000,000, got 100000000000000000000"),
+    ({"family": "resnet", "stages": [[20000, 1]]}, "stages[0][0]: must be ≤ 64, got 20000"),
+    ({"family": "vgg", "arch": [[1, 10 ** 6]]}, "arch[0][1]: must be ≤ 65,536, got 1000000"),
+    ({"family": "densenet", "num_convs_in_dense_blocks": [65]},
+     "num_convs_in_dense_blocks[0]: must be ≤ 64, got 65"),
+    ({"family": "custom", "layers": [{"type": "relu"}] * 201},
+     "layers: at most 200 items, got 201"),
+    ({"family": "alexnet", "adaptive_pool": 10 ** 9},
+     "adaptive_pool: must be ≤ 256, got 1000000000"),
+    ({"family": "lenet", "input_size": 8193}, "input_size: must be ≤ 8,192, got 8193"),
 ])
 def test_single_problems(data, expected):
     assert problems_of(data) == [expected]
@@ -121,13 +143,26 @@ def test_single_problems(data, expected):
     ("", "not valid JSON at line 1 column 1: Expecting value"),
     (b"\xff\xfe", "not valid JSON"),
     ("[" * 100_000 + "]" * 100_000, "JSON nested too deeply"),
+    ('{"family": "custom", "layers": [{"type": "flatten"}, {"type": "linear", '
+     '"in_features": ' + "[" * 500 + "]" * 500 + ', "out_features": 2}]}',
+     "layers[1].in_features: must be an integer, got [[[["),
     (" " * 1_000_001, "config is 1,000,001 bytes; the limit is 1,000,000"),
     ('{"family": "lenet", "family": "vgg"}', "duplicate key 'family' in the JSON"),
+    ('{"family": "lenet", "input_size": ' + "9" * 5000 + "}",
+     "not valid JSON: a number is far too long"),
 ])
 def test_malformed_and_hostile_json_give_one_clear_message(text, expected):
     with pytest.raises(SpecError) as info:
         spec_from_json(text)
     assert str(info.value).startswith(expected)
+
+
+def test_values_nested_past_the_recursion_limit_are_still_described():
+    deep: list = []
+    for _ in range(5000):
+        deep = [deep]
+    assert problems_of({"family": "lenet", "input_size": deep}) == [
+        "input_size: must be an integer, got a list"]
 
 
 def test_validate_finds_problems_in_specs_built_in_code():

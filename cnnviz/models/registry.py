@@ -30,8 +30,14 @@ def build(spec, device: str | torch.device | None = None) -> nn.Module:
     problems = validate(spec)
     if problems:
         raise SpecError(problems)
-    with torch.device(device) if device is not None else _nullcontext():
-        return _BUILDERS[spec.family](spec)
+    try:
+        with torch.device(device) if device is not None else _nullcontext():
+            return _BUILDERS[spec.family](spec)
+    except (RuntimeError, OverflowError, MemoryError) as exc:
+        # Within the spec's bounds this should not happen; if PyTorch still refuses (a
+        # tensor too large for this machine), say so instead of crashing.
+        raise SpecError([Problem("", f"PyTorch cannot build this network: "
+                                     f"{str(exc).splitlines()[0]}")]) from None
 
 
 @functools.lru_cache(maxsize=64)

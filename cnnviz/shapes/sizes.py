@@ -49,6 +49,11 @@ class BatchOneReport:
     def applies(self) -> bool:
         return bool(self.always) or self.below is not None
 
+    @property
+    def everywhere(self) -> bool:
+        """A BatchNorm2d sees a 1×1 map at every valid size that was checked."""
+        return self.below is not None and self.min_size is None
+
 
 @dataclass
 class SizeReport:
@@ -65,13 +70,20 @@ class SizeReport:
 
     @property
     def max(self) -> int | None:
+        """The largest size that runs (it may lie beyond ``checked_up_to``); None: no limit."""
         return self.true_max if self.valid else None
+
+    @property
+    def max_in_range(self) -> int | None:
+        """The largest size that runs if the valid sizes end within 1..checked_up_to."""
+        return self.max if self.max is not None and self.max <= self.checked_up_to else None
 
     def accepts(self, size: int) -> bool:
         return any(lo <= size <= hi for lo, hi in self.valid)
 
     def to_json(self) -> dict:
-        return {"valid": [list(v) for v in self.valid], "min": self.min, "max": self.max,
+        return {"valid": [list(v) for v in self.valid], "min": self.min,
+                "max": self.max_in_range,
                 "checked_up_to": self.checked_up_to,
                 "below_min": self.below_min.to_json() if self.below_min else None}
 

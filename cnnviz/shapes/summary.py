@@ -16,6 +16,7 @@ from cnnviz.models import build_meta
 from cnnviz.shapes.arithmetic import Row, fmt_shape, trace
 
 BYTES_PER_VALUE = 4  # float32, as torchinfo assumes
+MAX_SIDE = 100_000  # the largest height or width a summary accepts
 
 
 @dataclass
@@ -67,12 +68,12 @@ def parse_size(text: str) -> tuple[int, int]:
     """``"96"`` or ``"96x128"`` (height × width) → (H, W); SpecError when malformed."""
     parts = text.lower().replace("×", "x").split("x")
     try:
-        values = [int(p) for p in parts]
+        values = [int(p) for p in parts] if len(text) <= 20 else []
     except ValueError:
         values = []
-    if len(values) not in (1, 2) or any(v < 1 for v in values):
-        raise SpecError([Problem("size", f"{text!r} is not a size; use N or HxW with "
-                                         "positive integers, e.g. 224 or 96x128")])
+    if len(values) not in (1, 2) or any(not 1 <= v <= MAX_SIDE for v in values):
+        raise SpecError([Problem("size", f"{text[:40]!r} is not a size; use N or HxW with "
+                                         f"integers from 1 to {MAX_SIDE:,}, e.g. 224 or 96x128")])
     return (values[0], values[-1])
 
 

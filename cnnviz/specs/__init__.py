@@ -56,6 +56,8 @@ def spec_from_json(text: str | bytes) -> Spec:
         raise SpecError([Problem("", f"duplicate key {exc.args[0]!r} in the JSON")]) from None
     except RecursionError:
         raise SpecError([Problem("", "JSON nested too deeply")]) from None
+    except ValueError:  # Python refuses integers of thousands of digits
+        raise SpecError([Problem("", "not valid JSON: a number is far too long")]) from None
     return spec_from_dict(data)
 
 
@@ -66,7 +68,8 @@ def spec_to_json(spec: Spec) -> str:
 def load_spec_file(path: str | Path) -> Spec:
     path = Path(path)
     try:
-        text = path.read_bytes()
+        with path.open("rb") as file:  # never read more than a config can be
+            text = file.read(MAX_CONFIG_BYTES + 1)
     except OSError as exc:
         raise SpecError([Problem("", f"cannot read {path}: {exc.strerror or exc}")]) from None
     return spec_from_json(text)

@@ -17,6 +17,20 @@ from cnnviz.errors import Problem, SpecError
 
 _INVALID = object()  # a value that failed to parse; its problem is already recorded
 
+# Upper bounds, by field name, that keep every valid spec buildable in a moment and within
+# PyTorch's integer limits: far above anything the book trains. Other integers (channels,
+# widths) stop at INT_MAX; per-position limits apply to pairs like VGG's (num_convs, channels).
+INT_MAX = 65_536
+INT_LIMITS = {"in_channels": 64, "num_classes": 100_000, "input_size": 8192, "kernel": 1024,
+              "stride": 1024, "padding": 1024, "dilation": 64, "pool_kernel": 1024,
+              "pool_stride": 1024, "adaptive_pool": 256, "output_size": 256,
+              "branch3_kernel": 1024, "num_convs": 32, "bottleneck_size": 16,
+              "in_features": 100_000_000, "out_features": 1_000_000}
+PAIR_LIMITS = {"arch": (32, INT_MAX), "stages": (64, INT_MAX)}
+ITEM_LIMITS = {"num_convs_in_dense_blocks": 64}
+MAX_ITEMS = {"layers": 200}
+DEFAULT_MAX_ITEMS = 32
+
 
 def knob(default: Any = dataclasses.MISSING, *, min: float | None = None,
          max: float | None = None, gt: float | None = None, lt: float | None = None,
@@ -59,8 +73,11 @@ def _parse(tp: Any, value: Any, path: str, problems: list[Problem]) -> Any:
     elif tp is int:
         ok = isinstance(value, int) and not isinstance(value, bool)
     elif tp is float:
-        ok = (isinstance(value, (int, float)) and not isinstance(value, bool)
-              and math.isfinite(value))
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        try:
+            ok = ok and math.isfinite(float(value))
+        except OverflowError:
+            ok = False
         value = float(value) if ok else value
     elif tp is str:
         ok = isinstance(value, str)
@@ -76,8 +93,8 @@ def _show(value: Any) -> str:
     """A value as JSON spells it (null, true), shortened."""
     try:
         text = json.dumps(value, ensure_ascii=False, allow_nan=True)
-    except (TypeError, ValueError):
-        text = repr(value)
+    except (TypeError, ValueError, RecursionError):
+        text = f"a {type(value).__name__}"
     return text if len(text) <= 40 else text[:37] + "..."
 
 
@@ -105,7 +122,7 @@ def _parse_tagged(classes: list, value: Any, path: str, problems: list[Problem])
         problems.append(Problem(path, f"must be an object, got {_show(value)}"))
         return _INVALID
     tag = value.get(key)
-    if tag not in by_tag:
+    if not isinstance(tag, str) or tag not in by_tag:
         known = ", ".join(sorted(by_tag))
         got = f"got {_show(tag)}" if key in value else "it is missing"
         problems.append(Problem(f"{path}.{key}" if path else key,
@@ -161,20 +178,32 @@ def _numbers(value: Any, path: str):
         yield path, value
 
 
+def _upper(name: str, where: str, path: str) -> int:
+    """The largest integer allowed at ``where`` (a position inside field ``name``)."""
+    if name in PAIR_LIMITS and where.endswith("]"):
+        return PAIR_LIMITS[name][int(where[where.rindex("[") + 1:-1])]
+    return INT_LIMITS.get(name) or ITEM_LIMITS.get(name) or INT_MAX
+
+
 def _check_bounds(f: dataclasses.Field, value: Any, path: str, problems: list[Problem]) -> None:
     meta = f.metadata
     if not meta:
         return
     if meta["nonempty"] and isinstance(value, tuple) and not value:
         problems.append(Problem(path, "must not be empty"))
+    most = MAX_ITEMS.get(f.name, DEFAULT_MAX_ITEMS)
+    if isinstance(value, tuple) and len(value) > most:
+        problems.append(Problem(path, f"at most {most} items, got {len(value)}"))
     if meta["choices"] and value not in meta["choices"]:
         problems.append(Problem(path, f"must be one of {', '.join(meta['choices'])}; "
                                       f"got {_show(value)}"))
     for where, number in _numbers(value, path):
         if meta["min"] is not None and number < meta["min"]:
             problems.append(Problem(where, f"must be ≥ {meta['min']}, got {number}"))
-        if meta["max"] is not None and number > meta["max"]:
-            problems.append(Problem(where, f"must be ≤ {meta['max']}, got {number}"))
+        upper = meta["max"] if meta["max"] is not None else (
+            _upper(f.name, where, path) if isinstance(number, int) else None)
+        if upper is not None and number > upper:
+            problems.append(Problem(where, f"must be ≤ {upper:,}, got {_show(number)}"))
         if meta["gt"] is not None and number <= meta["gt"]:
             problems.append(Problem(where, f"must be > {meta['gt']}, got {number}"))
         if meta["lt"] is not None and number >= meta["lt"]:
