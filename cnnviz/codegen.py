@@ -12,7 +12,7 @@ import inspect
 
 from torch import nn
 
-from cnnviz.models import build
+from cnnviz.models import build_meta
 from cnnviz.models.blocks import DenseBlock, Inception, Residual
 
 LINE_WIDTH = 88  # a call that fits in this many columns stays on one line
@@ -212,7 +212,7 @@ class _Renderer:
 
 def pytorch_source(spec) -> str:
     """Standalone, runnable PyTorch source for the network ``spec`` describes."""
-    model = build(spec, device="meta")  # structure and sizes only: no weights to initialise
+    model = build_meta(spec)  # structure and sizes only: no weights to initialise
     renderer = _Renderer()
     body = renderer.render(model, 1, LINE_WIDTH - len("model = "))
     params = sum(p.numel() for p in model.parameters())

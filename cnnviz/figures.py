@@ -88,15 +88,19 @@ def shape_flow_figure(summary: Summary) -> go.Figure:
         marker={"size": 4 if len(shapes) < 100 else 2}, connectgaps=False,
         text=hover, hovertemplate="%{text}<extra></extra>"))
 
+    # Collected and set once: add_shape/add_annotation validate the whole layout each call.
+    bands, labels = [], []
     for i, (name, first, last) in enumerate(_stages(summary)):
-        fig.add_shape(type="rect", xref="x", yref="paper", x0=first - 0.5, x1=last + 0.5,
-                      y0=0, y1=1, line={"width": 0}, layer="below",
-                      fillcolor=STAGE_FILL if i % 2 == 0 else "rgba(0, 0, 0, 0)")
-        fig.add_shape(type="line", xref="x", yref="paper", x0=first - 0.5, x1=first - 0.5,
-                      y0=0, y1=1, line={"width": 1, "color": "rgba(120, 120, 120, 0.4)"},
-                      layer="below")
-        fig.add_annotation(x=(first + last) / 2, y=1, xref="x", yref="paper", text=name,
-                           showarrow=False, yanchor="bottom", font={"size": 11})
+        bands.append({"type": "rect", "xref": "x", "yref": "paper", "x0": first - 0.5,
+                      "x1": last + 0.5, "y0": 0, "y1": 1, "line": {"width": 0},
+                      "layer": "below",
+                      "fillcolor": STAGE_FILL if i % 2 == 0 else "rgba(0, 0, 0, 0)"})
+        bands.append({"type": "line", "xref": "x", "yref": "paper", "x0": first - 0.5,
+                      "x1": first - 0.5, "y0": 0, "y1": 1, "layer": "below",
+                      "line": {"width": 1, "color": "rgba(120, 120, 120, 0.4)"}})
+        labels.append({"x": (first + last) / 2, "y": 1, "xref": "x", "yref": "paper",
+                       "text": name, "showarrow": False, "yanchor": "bottom",
+                       "font": {"size": 11}})
 
     fig.update_layout(
         title={"text": f"Shape flow: {fmt_shape(summary.input_shape)} → "
@@ -108,7 +112,7 @@ def shape_flow_figure(summary: Summary) -> go.Figure:
         yaxis2={"title": {"text": "height"}, "type": "log", "overlaying": "y", "side": "left",
                 "color": HEIGHT_COLOUR, **_powers_of_two([h for h in heights if h])},
         legend={"orientation": "h", "y": -0.25},
-        bargap=0.1, margin={"t": 80}, hovermode="closest",
+        bargap=0.1, margin={"t": 80}, hovermode="closest", shapes=bands, annotations=labels,
     )
     return fig
 

@@ -45,18 +45,21 @@ with view:
     results.show_status(analysis)
     if analysis.ok:
         results.show_numbers(analysis)
-    tabs = st.tabs(["Layers", "Shape flow", "Conv arithmetic", "Export", "Compare"])
-    if analysis.ok:
-        with tabs[0]:
-            results.show_layers(analysis)
-        with tabs[1]:
-            results.show_flow(analysis)
-        with tabs[2]:
-            results.show_arithmetic(analysis)
-    else:
-        for tab in tabs[:3]:
-            tab.info("Fix the problem above to see the layers.")
-    with tabs[3]:
-        results.show_export(spec)
-    with tabs[4]:
-        results.show_compare(analysis)
+    # Lazy tabs: only the open one is computed, so a knob move pays for what is on screen.
+    layers, flow, arithmetic, export, compare = st.tabs(
+        ["Layers", "Shape flow", "Conv arithmetic", "Export", "Compare"], key="build.tab",
+        on_change="rerun")
+    for tab, show in ((layers, results.show_layers), (flow, results.show_flow),
+                      (arithmetic, results.show_arithmetic)):
+        if tab.open:
+            with tab:
+                if analysis.ok:
+                    show(analysis)
+                else:
+                    st.info("Fix the problem above to see this.")
+    if export.open:
+        with export:
+            results.show_export(spec)
+    if compare.open:
+        with compare:
+            results.show_compare(analysis)

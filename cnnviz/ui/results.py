@@ -93,7 +93,7 @@ def show_export(spec) -> None:
                          "application/json", key="build.download.json", icon=":material/download:")
     try:
         source = pytorch_source(spec)
-    except SpecError:
+    except SpecError:  # the network cannot be built; the status above says why
         source = None
     right.download_button("Download PyTorch code (.py)", source or "", f"{name}.py",
                           "text/x-python", key="build.download.code", disabled=source is None,
