@@ -160,12 +160,18 @@ def _title(report: SizeReport) -> str:
     return f"Valid input sizes: min {report.min}, {upper}{gaps}"
 
 
-def size_line_figure(report: SizeReport, current: int | None = None) -> go.Figure:
+def size_line_figure(report: SizeReport, current: int | None = None,
+                     log: bool = True) -> go.Figure:
     """The square input sizes 1..checked_up_to on a number line: which ones run.
 
-    The axis is logarithmic: the minimum size usually sits among the small numbers, where a
-    linear 1..1024 axis would give it a few pixels.
+    The axis is logarithmic by default: the minimum size usually sits among the small
+    numbers, where a linear 1..1024 axis would give it a few pixels. A linear axis shows a
+    band (such as 193–224) at its true width.
     """
+
+    def at(x: float) -> float:  # annotations on a log axis take log10 positions
+        return math.log10(x) if log else x
+
     if current is not None and current < 1:
         raise ValueError(f"an input size is at least 1, not {current}")
     upper = max(report.checked_up_to, current or 0)
@@ -185,7 +191,7 @@ def size_line_figure(report: SizeReport, current: int | None = None) -> go.Figur
         marks.append(("max", report.max))
     for label, size in marks:
         if size is None:  # no maximum: say so at the right end of the line
-            fig.add_annotation(x=math.log10(report.checked_up_to), y=-0.45, showarrow=False,
+            fig.add_annotation(x=at(report.checked_up_to), y=-0.45, showarrow=False,
                                text=f"no maximum (runs beyond {report.checked_up_to})",
                                xanchor="right")
             continue
@@ -196,7 +202,7 @@ def size_line_figure(report: SizeReport, current: int | None = None) -> go.Figur
                                          "color": VALID_COLOUR}, showlegend=False,
                                  hovertemplate=f"{text}<extra></extra>"))
         # min to the left of its marker, max to the right: a narrow band keeps both readable
-        fig.add_annotation(x=math.log10(shown), y=-0.45, text=text, showarrow=False,
+        fig.add_annotation(x=at(shown), y=-0.45, text=text, showarrow=False,
                            xanchor="right" if label == "min" else "left")
 
     if current is not None:
@@ -206,14 +212,17 @@ def size_line_figure(report: SizeReport, current: int | None = None) -> go.Figur
                                  marker={"symbol": "triangle-down", "size": 16,
                                          "color": VALID_COLOUR if runs else REJECTED_COLOUR},
                                  hovertemplate=f"{text}<extra></extra>", showlegend=False))
-        fig.add_annotation(x=math.log10(current), y=0.5, text=text, showarrow=False,
+        fig.add_annotation(x=at(current), y=0.5, text=text, showarrow=False,
                            font={"color": VALID_COLOUR if runs else REJECTED_COLOUR})
 
-    ticks = [2 ** k for k in range(int(math.log2(upper)) + 1)]
+    if log:
+        xaxis = {"type": "log", "range": [math.log10(0.6), math.log10(upper * 1.3)],
+                 "tickvals": [2 ** k for k in range(int(math.log2(upper)) + 1)]}
+    else:
+        xaxis = {"type": "linear", "range": [0, upper * 1.05]}
     fig.update_layout(
         title={"text": _title(report)},
-        xaxis={"type": "log", "range": [math.log10(0.6), math.log10(upper * 1.3)],
-               "tickvals": ticks, "title": {"text": "input size (height = width)"}},
+        xaxis={**xaxis, "title": {"text": "input size (height = width)"}},
         yaxis={"visible": False, "range": [-0.7, 0.7]},
         height=260, showlegend=True, legend={"orientation": "h", "y": 1.15, "x": 1,
                                              "xanchor": "right"},

@@ -24,10 +24,14 @@ if analysis.problems:
              "\n".join(f"- `{p.path}`: {p.message}" for p in analysis.problems))
     st.stop()
 
-top = st.select_slider("Check sizes up to", [32, 64, 128, 256, 512, 1024], value=256,
-                       key="sizes.max")
+left, right = st.columns([3, 1], vertical_alignment="bottom")
+top = left.select_slider("Check sizes up to", [32, 64, 128, 256, 512, 1024], value=256,
+                         key="sizes.max")
+log = right.toggle("logarithmic axis", True, key="sizes.log",
+                   help="small sizes get room on a log axis; a band shows its true width on "
+                        "a linear one")
 report = valid_sizes(spec, top)
-st.plotly_chart(size_line_figure(report, current=spec.input_size), key="sizes.line")
+st.plotly_chart(size_line_figure(report, current=spec.input_size, log=log), key="sizes.line")
 
 cols = st.columns(4)
 cols[0].metric("smallest size", report.min if report.min is not None else "none")

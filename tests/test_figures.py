@@ -170,3 +170,13 @@ def test_several_ranges_and_the_reason_a_size_fails():
 def test_a_size_below_one_is_refused():
     with pytest.raises(ValueError):
         size_line_figure(valid_sizes(PRESETS["lenet"].spec), 0)
+
+
+def test_size_line_linear_axis_places_marks_at_their_sizes():
+    from cnnviz.figures import size_line_figure
+    from cnnviz.presets import PRESETS
+    from cnnviz.shapes.sizes import valid_sizes
+
+    fig = size_line_figure(valid_sizes(PRESETS["notes-alexnet"].spec, 256), 224, log=False)
+    assert fig.layout.xaxis.type == "linear"
+    assert [a.x for a in fig.layout.annotations] == [193, 224, 224]
