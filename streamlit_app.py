@@ -3,6 +3,7 @@ import streamlit as st
 
 from cnnviz.ui.routing import mark_routed
 from cnnviz.ui.sidebar import show_sidebar
+from cnnviz.ui.state import sync_url
 
 st.set_page_config(page_title="cnnviz", page_icon="🧱", layout="wide")
 
@@ -12,6 +13,7 @@ PAGES = [
     st.Page("pages/sizes.py", title="Input size", icon=":material/straighten:"),
 ]
 page = st.navigation(PAGES)
-show_sidebar()
 mark_routed()
 page.run()
+show_sidebar()  # after the page: it shows the network as the page left it
+sync_url()

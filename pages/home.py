@@ -3,7 +3,7 @@ import streamlit as st
 
 from cnnviz.presets import BOOK_PRESETS, PRESETS
 from cnnviz.ui.routing import require_app
-from cnnviz.ui.state import replace_spec
+from cnnviz.ui.state import open_in
 from cnnviz.workbench import analyse, describe_sizes, human
 
 require_app()
@@ -29,8 +29,7 @@ for i, (name, idea) in enumerate(BOOK_PRESETS.items()):
                     f"valid sizes **{describe_sizes(a.sizes)}**")
         if st.button("Open in the workbench", key=f"home.open.{name}", type="primary",
                      width="stretch"):
-            replace_spec(spec)
-            st.switch_page("pages/build.py")
+            open_in("pages/build.py", spec)
 
 with st.expander("More networks: the study notes' versions and torchvision's ImageNet models"):
     rows = []
@@ -47,5 +46,4 @@ with st.expander("More networks: the study notes' versions and torchvision's Ima
     pick, go = st.columns([3, 1], vertical_alignment="bottom")
     chosen = pick.selectbox("Open one of these", others, key="home.more.pick")
     if go.button("Open", key="home.more.open"):
-        replace_spec(PRESETS[chosen].spec)
-        st.switch_page("pages/build.py")
+        open_in("pages/build.py", PRESETS[chosen].spec)

@@ -10,20 +10,26 @@ from cnnviz.workbench import analyse, describe_sizes
 EDITED = "(edited network)"
 
 
+def _switch_preset(key: str) -> None:
+    choice = st.session_state[key]
+    if choice != EDITED:
+        replace_spec(PRESETS[choice].spec)
+
+
 def show_sidebar() -> None:
+    """Drawn after the page, so it shows the network as the page just edited it."""
     spec = current_spec()
     notice = take_notice()
     if notice:
         st.sidebar.warning(notice)
     name = preset_name(spec)
     options = list(PRESETS) if name else [EDITED, *PRESETS]
-    choice = st.sidebar.selectbox("Network", options, index=options.index(name or EDITED),
-                                  key=widget_key("sidebar.preset"),
-                                  format_func=lambda n: n if n == EDITED else
-                                  f"{n} — {PRESETS[n].spec.family}")
-    if choice != EDITED and choice != name:
-        replace_spec(PRESETS[choice].spec)
-        st.rerun()
+    # The key follows the network shown: an edit turns "vgg" into "(edited network)".
+    key = widget_key(f"sidebar.preset.{name or 'edited'}")
+    st.sidebar.selectbox("Network", options, index=options.index(name or EDITED), key=key,
+                         on_change=_switch_preset, args=(key,),
+                         format_func=lambda n: n if n == EDITED else
+                         f"{n} — {PRESETS[n].spec.family}")
     analysis = analyse(spec)
     box = st.sidebar.container(border=True)
     box.markdown(f"**{name or 'edited network'}** · family `{spec.family}`")

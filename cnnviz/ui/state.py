@@ -69,11 +69,26 @@ def widget_key(path: str) -> str:
     return f"edit{st.session_state.get(_VERSION, 0)}.{path}"
 
 
-def _write_url(spec) -> None:
+def url_params(spec) -> dict[str, str]:
     name = preset_name(spec)
-    params = {"preset": name} if name else {"net": spec_to_token(spec)}
+    return {"preset": name} if name else {"net": spec_to_token(spec)}
+
+
+def _write_url(spec) -> None:
+    params = url_params(spec)
     if dict(st.query_params) != params:
         st.query_params.from_dict(params)
+
+
+def sync_url() -> None:
+    """Put the current network back in the URL (a page switch clears the query)."""
+    _write_url(current_spec())
+
+
+def open_in(page: str, spec) -> None:
+    """Make ``spec`` the current network and go to ``page``, keeping it in the URL."""
+    replace_spec(spec)
+    st.switch_page(page, query_params=url_params(spec))
 
 
 def pinned():
