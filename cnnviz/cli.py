@@ -1,4 +1,4 @@
-"""The command line: ``python -m cnnviz presets|summary|sizes`` (see DESIGN.md).
+"""The command line: ``python -m cnnviz presets|summary|sizes|train`` (see DESIGN.md).
 
 Errors print one line on stderr and exit non-zero; never a traceback.
 """
@@ -148,6 +148,48 @@ def cmd_sizes(args) -> int:
     return 0
 
 
+def cmd_train(args) -> int:
+    # Imported here: the shape commands need no data or training code.
+    from cnnviz.training.config import TrainConfig
+    from cnnviz.training.engine import TrainingRun
+
+    spec = load(args.network)
+    config = TrainConfig(dataset=args.dataset, epochs=args.epochs, batch_size=args.batch_size,
+                         lr=args.lr, size=args.size, device=args.device, recipe=args.recipe,
+                         time_budget=args.time_budget, augment=args.augment, limit=args.limit,
+                         data_root=args.data_root)
+    run = TrainingRun(spec, config).start()
+    shown = 0
+    while True:
+        finished = run.join(timeout=0.2)
+        epochs = [p for p in run.points() if p.test_acc is not None]
+        for point in epochs[shown:]:
+            _print_epoch(point, args.json)
+        shown = len(epochs)
+        if finished:
+            break
+    if run.state == "failed":
+        raise CnnvizError(run.message)
+    final = {"final": True, "device": run.device, "state": run.state, "message": run.message,
+             "test_acc": epochs[-1].test_acc if epochs else None,
+             "seconds": round(run.points()[-1].seconds, 3) if run.points() else 0.0}
+    print(json.dumps(final) if args.json else
+          f"{run.state} on {run.device}: {run.message}; test accuracy "
+          f"{final['test_acc'] if final['test_acc'] is not None else 'n/a'}")
+    return 0
+
+
+def _print_epoch(point, as_json: bool) -> None:
+    row = {"epoch": round(point.epoch, 4), "train_loss": round(point.train_loss, 6),
+           "train_acc": round(point.train_acc, 6), "test_acc": round(point.test_acc, 6),
+           "examples_per_sec": round(point.examples_per_sec, 1),
+           "seconds": round(point.seconds, 3)}
+    print(json.dumps(row) if as_json else
+          f"epoch {row['epoch']:g}: loss {row['train_loss']:.4f}, train acc "
+          f"{row['train_acc']:.3f}, test acc {row['test_acc']:.3f}, "
+          f"{row['examples_per_sec']:,.0f} examples/s, {row['seconds']:.1f} s", flush=True)
+
+
 def make_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m cnnviz",
                      description="Explore the classic CNNs of Dive into Deep Learning.")
@@ -165,6 +207,24 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--max", type=int, default=1024, help="largest size to check (1024)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=cmd_sizes)
+    p = sub.add_parser("train", help="a short training run; one line per epoch")
+    p.add_argument("network", help="a preset name or a CONFIG.json file")
+    p.add_argument("--dataset", default="fashion-mnist",
+                   help="fashion-mnist (default), mnist, cifar10, or digits (offline)")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--batch-size", type=int, help="default: the book's (256 LeNet, 128 others)")
+    p.add_argument("--lr", type=float, help="default: the book's learning rate for the family")
+    p.add_argument("--size", type=int, help="input side (default: the network's)")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    p.add_argument("--recipe", default="book", choices=["book", "fast"],
+                   help="book: plain SGD; fast: Nesterov momentum, one-cycle lr, label smoothing")
+    p.add_argument("--time-budget", type=float, help="stop cleanly after this many seconds")
+    p.add_argument("--augment", action="store_true", help="random crop and horizontal flip")
+    p.add_argument("--limit", type=int, help="use only the first N examples of each split")
+    p.add_argument("--data-root", help="where data sets are downloaded (default: "
+                                       "$CNNVIZ_DATA or ~/.cache/cnnviz/data)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=cmd_train)
     return parser
 
 

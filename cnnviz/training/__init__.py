@@ -1,0 +1,1 @@
+"""Short training runs: data sets, the training engine, checkpoints."""

@@ -1,0 +1,228 @@
+"""The training engine on tiny data: learning, stopping, budgets, divergence, the queue,
+checkpoints, and the command line."""
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import pytest
+import torch
+
+from cnnviz.cli import main
+from cnnviz.presets import PRESETS
+from cnnviz.specs import CustomSpec
+from cnnviz.specs import custom as L
+from cnnviz.training.batches import prepare, random_crop_flip
+from cnnviz.training.checkpoint import CheckpointError, load_weights, state_dict_bytes
+from cnnviz.training.config import TrainConfig, TrainingError, book_lr, resolve_device
+from cnnviz.training.data import load_dataset
+from cnnviz.training.engine import TrainingRun, estimate_seconds
+from cnnviz.training.queue import DeviceQueue
+
+LENET_BN = PRESETS["lenet-bn"].spec
+# A small network that trains on 8×8 digits at their own size in a blink.
+TINY = CustomSpec(1, 10, 8, (L.Conv(8, 3, padding=1), L.BatchNorm(), L.ReLU(),
+                             L.MaxPool(2), L.Flatten(), L.Linear(128, 10)))
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits")
+
+
+def run_to_end(spec, config, data, queue=None, timeout=120) -> TrainingRun:
+    run = TrainingRun(spec, config, dataset=data, **({"queue": queue} if queue else {}))
+    run.start()
+    assert run.join(timeout), "the run did not finish in time"
+    return run
+
+
+def test_lenet_bn_learns_the_digits(digits):
+    run = run_to_end(LENET_BN, TrainConfig(dataset="digits", epochs=6, batch_size=64, lr=0.5,
+                                           device="cpu"), digits)
+    assert run.state == "finished", run.message
+    points = run.points()
+    epochs = [p for p in points if p.test_acc is not None]
+    assert len(epochs) == 6 and epochs[-1].epoch == 6.0
+    assert epochs[-1].train_loss < epochs[0].train_loss / 2
+    assert epochs[-1].test_acc > 0.8
+    assert all(p.examples_per_sec > 0 for p in points)
+    result = run.result
+    assert result.confusion.shape == (10, 10) and int(result.confusion.sum()) == 360
+    assert int(result.confusion.trace()) == round(epochs[-1].test_acc * 360)
+    for image, label, predicted in result.mistakes:
+        assert image.shape == (1, 8, 8) and image.dtype == torch.uint8 and label != predicted
+
+
+def test_points_come_several_times_per_epoch(digits):
+    run = run_to_end(TINY, TrainConfig(dataset="digits", epochs=2, batch_size=32, lr=0.1,
+                                       points_per_epoch=4, device="cpu"), digits)
+    fractions = [p.epoch for p in run.points()]
+    assert fractions == sorted(fractions) and len(fractions) >= 8
+    assert fractions[:4] == pytest.approx([0.25, 0.5, 0.75, 1.0], abs=0.03)
+
+
+def test_stop_takes_effect_within_a_batch(digits):
+    run = TrainingRun(TINY, TrainConfig(dataset="digits", epochs=10_000, batch_size=16,
+                                        lr=0.1, device="cpu"), dataset=digits).start()
+    deadline = time.monotonic() + 60
+    while not run.points() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    run.stop()
+    asked = time.monotonic()
+    assert run.join(30)
+    assert time.monotonic() - asked < 5
+    assert run.state == "stopped" and run.progress < 0.01
+
+
+def test_time_budget_stops_cleanly(digits):
+    run = run_to_end(TINY, TrainConfig(dataset="digits", epochs=10_000, batch_size=16,
+                                       lr=0.1, time_budget=1.5, device="cpu"), digits)
+    assert run.state == "finished" and run.message == "the time budget is spent"
+    assert run.points()[-1].seconds < 10
+    assert run.result is not None and run.result.confusion.sum() == 360
+
+
+def test_divergence_is_reported(digits):
+    run = run_to_end(TINY, TrainConfig(dataset="digits", epochs=3, batch_size=32, lr=90,
+                                       device="cpu"), digits)
+    assert run.state == "failed"
+    assert run.message.startswith("diverged — lower the learning rate")
+
+
+def test_out_of_memory_frees_and_suggests_a_batch_size(digits, monkeypatch):
+    def no_memory(*args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory")
+    monkeypatch.setattr("cnnviz.training.engine.prepare", no_memory)
+    run = run_to_end(TINY, TrainConfig(dataset="digits", epochs=1, batch_size=64, lr=0.1,
+                                       device="cpu"), digits)
+    assert run.state == "failed"
+    assert run.message == ("out of memory at batch size 64 on cpu; try batch size 32 or a "
+                           "smaller input size")
+
+
+def test_a_second_run_waits_in_the_queue(digits):
+    queue = DeviceQueue()
+    first = TrainingRun(TINY, TrainConfig(dataset="digits", epochs=10_000, batch_size=16,
+                                          lr=0.1, device="cpu"), dataset=digits,
+                        queue=queue).start()
+    while first.state != "running":
+        time.sleep(0.01)
+    second = TrainingRun(TINY, TrainConfig(dataset="digits", epochs=1, batch_size=64, lr=0.1,
+                                           device="cpu"), dataset=digits, queue=queue).start()
+    time.sleep(0.3)
+    assert second.state == "queued" and second.queue_position() == 1
+    assert first.queue_position() == 0
+    first.stop()
+    assert second.join(60) and second.state == "finished"
+    assert first.state == "stopped"
+
+
+def test_a_queued_run_can_be_stopped(digits):
+    queue = DeviceQueue()
+    holder = threading.Event()
+    queue.acquire("cpu", holder, threading.Event())
+    waiting = TrainingRun(TINY, TrainConfig(dataset="digits", device="cpu"), dataset=digits,
+                          queue=queue).start()
+    time.sleep(0.2)
+    waiting.stop()
+    assert waiting.join(10) and waiting.state == "stopped"
+    assert waiting.message == "stopped while waiting in the queue"
+    queue.release("cpu", holder)
+
+
+def test_checkpoint_round_trip_and_mismatch(digits):
+    run = run_to_end(TINY, TrainConfig(dataset="digits", epochs=1, device="cpu", lr=0.1),
+                     digits)
+    data = state_dict_bytes(run.result.model)
+    loaded = load_weights(TINY, data).eval()
+    x = torch.rand(4, 1, 8, 8)
+    with torch.no_grad():
+        assert torch.equal(loaded(x), run.result.model(x))
+    with pytest.raises(CheckpointError, match="these weights are for a different network"):
+        load_weights(LENET_BN, data)
+    wider = CustomSpec(1, 10, 8, (L.Conv(16, 3, padding=1), L.BatchNorm(), L.ReLU(),
+                                  L.MaxPool(2), L.Flatten(), L.Linear(256, 10)))
+    with pytest.raises(CheckpointError, match=r"0.weight is 8×1×3×3 in the file but "
+                                              r"16×1×3×3 here"):
+        load_weights(wider, data)
+    with pytest.raises(CheckpointError, match="not a PyTorch state_dict file"):
+        load_weights(TINY, b"not a checkpoint")
+
+
+def test_a_pickled_object_is_refused(tmp_path):
+    import io
+    buffer = io.BytesIO()
+    torch.save({"weight": torch.zeros(2), "code": print}, buffer)
+    with pytest.raises(CheckpointError):
+        load_weights(TINY, buffer.getvalue())
+
+
+def test_prepare_adapts_channels_and_size():
+    grey = torch.randint(0, 256, (4, 1, 8, 8), dtype=torch.uint8)
+    x = prepare(grey, channels=3, size=16)
+    assert x.shape == (4, 3, 16, 16) and x.dtype == torch.float32
+    assert 0 <= float(x.min()) and float(x.max()) <= 1
+    assert torch.equal(x[:, 0], x[:, 2])
+    colour = torch.randint(0, 256, (2, 3, 32, 32), dtype=torch.uint8)
+    assert prepare(colour, channels=1, size=28).shape == (2, 1, 28, 28)
+    same = prepare(grey, channels=1, size=8)
+    assert torch.allclose(same * 255, grey.float())
+
+
+def test_random_crop_flip_moves_pixels_not_values():
+    x = torch.arange(2 * 1 * 8 * 8, dtype=torch.float32).reshape(2, 1, 8, 8) + 1
+    out = random_crop_flip(x, padding=2, generator=torch.Generator().manual_seed(3))
+    assert out.shape == x.shape
+    for i in range(2):
+        kept = out[i][out[i] > 0]
+        assert set(kept.tolist()) <= set(x[i].flatten().tolist())
+
+
+def test_config_defaults_and_checks():
+    cfg = TrainConfig().resolved(LENET_BN)
+    assert (cfg.batch_size, cfg.lr, cfg.size) == (256, 1.0, 28)
+    assert book_lr(PRESETS["alexnet"].spec) == 0.01
+    assert TrainConfig().resolved(PRESETS["resnet18"].spec).batch_size == 128
+    with pytest.raises(TrainingError, match="epochs must be ≥ 1, got 0; learning rate"):
+        TrainConfig(epochs=0, lr=-1).resolved(LENET_BN)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA GPU")
+def test_a_missing_device_is_a_clear_failure():
+    with pytest.raises(TrainingError, match="no CUDA GPU is available here; use auto or cpu"):
+        resolve_device("cuda")
+    run = TrainingRun(TINY, TrainConfig(device="cuda")).start()
+    assert run.join(10) and run.state == "failed" and "no CUDA GPU" in run.message
+    assert resolve_device("auto").type in ("cpu", "mps")
+
+
+def test_estimate_is_positive_and_respects_the_budget():
+    cfg = TrainConfig(dataset="digits", epochs=2, batch_size=64, device="cpu")
+    assert estimate_seconds(TINY, cfg, 1437, 360) > 0
+    budget = TrainConfig(dataset="digits", epochs=1000, batch_size=64, device="cpu",
+                         time_budget=3.0)
+    assert estimate_seconds(TINY, budget, 1437, 360) <= 3.0
+
+
+def test_cli_train_prints_one_json_line_per_epoch(capsys):
+    code = main(["train", "lenet-bn", "--dataset", "digits", "--epochs", "2", "--batch-size",
+                 "64", "--lr", "0.5", "--limit", "300", "--device", "cpu", "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert [list(line) for line in lines[:2]] == [
+        ["epoch", "train_loss", "train_acc", "test_acc", "examples_per_sec", "seconds"]] * 2
+    assert [line["epoch"] for line in lines[:2]] == [1.0, 2.0]
+    assert lines[-1]["final"] is True and lines[-1]["device"] == "cpu"
+
+
+def test_cli_train_failures_are_one_line(capsys, tmp_path):
+    code = main(["train", "lenet", "--dataset", "digits", "--lr", "90", "--epochs", "2",
+                 "--limit", "200"])
+    _, err = capsys.readouterr()
+    assert code == 2 and err.startswith("cnnviz: error: diverged") and err.count("\n") == 1
+    code = main(["train", "lenet", "--dataset", "nope"])
+    _, err = capsys.readouterr()
+    assert code == 2 and "nope" in err and err.count("\n") == 1
