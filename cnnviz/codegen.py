@@ -13,7 +13,7 @@ import inspect
 from torch import nn
 
 from cnnviz.models import build_meta
-from cnnviz.models.blocks import DenseBlock, Inception, Residual
+from cnnviz.models.blocks import DenseBlock, Inception, Residual, init_weights
 
 LINE_WIDTH = 88  # a call that fits in this many columns stays on one line
 INDENT = "    "
@@ -62,15 +62,8 @@ BLOCK_SOURCES = {
 ''',
 }
 
-INIT_SOURCE = '''def init_weights(model: nn.Module) -> nn.Module:
-    """The book's initialisation (d2l's train_ch6): Xavier-uniform weights, zero biases."""
-    for module in model.modules():
-        if isinstance(module, (nn.Conv2d, nn.Linear)):
-            nn.init.xavier_uniform_(module.weight)
-            if module.bias is not None:
-                nn.init.zeros_(module.bias)
-    return model
-'''
+# The generated file initialises exactly as cnnviz's builders do: the same function.
+INIT_SOURCE = inspect.getsource(init_weights)
 
 MAIN_SOURCE = '''if __name__ == "__main__":
     model = build_model().eval()  # eval: BatchNorm uses running statistics with batch size 1
