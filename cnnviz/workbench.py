@@ -78,6 +78,12 @@ def _smallest_buildable_size(spec, exc: SpecError) -> int | None:
     return lo
 
 
+def layer_label(name: str, layer_type: str) -> str:
+    """How a page names a layer: "MaxPool2d `b3.2`", or "Linear (layer 12)" in a custom chain,
+    whose modules are numbered like nn.Sequential's."""
+    return f"{layer_type} (layer {name})" if name.isdigit() else f"{layer_type} `{name}`"
+
+
 def human(n: int) -> str:
     """A count in a few characters: 61.7 K, 46.8 M, 2.83 G."""
     for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):

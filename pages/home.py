@@ -13,23 +13,23 @@ st.caption("Pick a network to take apart: change its blocks in **Build** and wat
            "shape, parameter and convolution sum update; see which input sizes it accepts "
            "in **Input size**.")
 
-columns = st.columns(4)
-for i, (name, idea) in enumerate(BOOK_PRESETS.items()):
-    spec = PRESETS[name].spec
-    a = analyse(spec)
-    with columns[i % 4].container(border=True, height="stretch"):
-        st.subheader(name, anchor=False)
-        st.caption(f"family `{spec.family}` · {PRESETS[name].description}")
-        st.write(idea)
-        left, right = st.columns(2)
-        left.metric("parameters", human(a.summary.total_params),
-                    help=f"{a.summary.total_params:,}")
-        right.metric("mult-adds", human(a.summary.mult_adds), help=f"{a.summary.mult_adds:,}")
-        st.markdown(f"input **{spec.in_channels}×{spec.input_size}×{spec.input_size}** · "
-                    f"valid sizes **{describe_sizes(a.sizes)}**")
-        if st.button("Open in the workbench", key=f"home.open.{name}", type="primary",
-                     width="stretch"):
-            open_in("pages/build.py", spec)
+CARDS_PER_ROW = 4
+names = list(BOOK_PRESETS)
+for row in range(0, len(names), CARDS_PER_ROW):  # a row of columns per row: cards line up
+    for column, name in zip(st.columns(CARDS_PER_ROW), names[row:row + CARDS_PER_ROW]):
+        spec = PRESETS[name].spec
+        a = analyse(spec)
+        with column.container(border=True, height="stretch"):
+            st.subheader(name, anchor=False)
+            st.caption(f"family `{spec.family}` · {PRESETS[name].description}")
+            st.write(BOOK_PRESETS[name])
+            st.markdown(f"**{human(a.summary.total_params)}** parameters · "
+                        f"**{human(a.summary.mult_adds)}** mult-adds  \n"
+                        f"input **{spec.in_channels}×{spec.input_size}×{spec.input_size}** · "
+                        f"valid sizes **{describe_sizes(a.sizes)}**")
+            if st.button("Open in the workbench", key=f"home.open.{name}", type="primary",
+                         width="stretch"):
+                open_in("pages/build.py", spec)
 
 with st.expander("More networks: the study notes' versions and torchvision's ImageNet models"):
     rows = []

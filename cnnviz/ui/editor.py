@@ -43,14 +43,20 @@ def _label(name: str) -> str:
     return LABELS.get(name, name.replace("_", " "))
 
 
-def _int(name: str, label: str, value: int, path: str, low: int = 0) -> int:
+def _int(name: str, label: str, value: int, path: str, low: int = 0,
+         help: str | None = None) -> int:
     if name in SLIDERS:
         lo, hi = SLIDERS[name]
         lo, hi = min(lo, value), max(hi, value)
-        return st.slider(label, lo, hi, value, key=widget_key(path))
+        return st.slider(label, lo, hi, value, key=widget_key(path), help=help)
     hi = max(NUMBER_MAX.get(name, 4096), value)
     return int(st.number_input(label, min_value=min(low, value), max_value=hi, value=value,
-                               step=1, key=widget_key(path)))
+                               step=1, key=widget_key(path), help=help))
+
+
+def _singular(title: str) -> str:
+    """ "VGG blocks" → "VGG block": the caption of one item of a list."""
+    return title[:-1] if title.endswith("s") else title
 
 
 def _value(name: str, tp, value, path: str, meta) -> typing.Any:
@@ -59,7 +65,7 @@ def _value(name: str, tp, value, path: str, meta) -> typing.Any:
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
         # int | None: 0 stands for None ("same as kernel")
-        chosen = _int(name, f"{label} (0 = same as kernel)", value or 0, path)
+        chosen = _int(name, label, value or 0, path, help="0: the same as the kernel size")
         return chosen or None
     if dataclasses.is_dataclass(tp):
         return _dataclass(tp, value, path)
@@ -111,11 +117,12 @@ def _tuple(name: str, args, value: tuple, path: str, meta) -> tuple:
         out = []
         for i, (col, item) in enumerate(zip(st.columns(max(count, 1)), items)):
             with col:
-                out.append(_int(item_name, f"{title} {i + 1}", item, f"{path}[{i}]", 1))
+                out.append(_int(item_name, f"{_singular(title)} {i + 1}", item,
+                                f"{path}[{i}]", 1))
         return tuple(out)
     out = []
     for i, item in enumerate(items):
-        st.caption(f"{title} {i + 1}")
+        st.caption(f"{_singular(title)} {i + 1}")
         out.append(_value(name, args[0], item, f"{path}[{i}]", meta))
     return tuple(out)
 

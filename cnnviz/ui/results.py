@@ -11,7 +11,7 @@ from cnnviz.figures import shape_flow_figure
 from cnnviz.shapes.arithmetic import fmt_shape
 from cnnviz.specs import spec_from_json, spec_to_json
 from cnnviz.ui.state import pin, pinned, preset_name, replace_spec, unpin
-from cnnviz.workbench import Analysis, analyse, compare, human
+from cnnviz.workbench import Analysis, analyse, compare, human, layer_label
 
 
 def _use_size_buttons(spec, sizes: tuple[int | None, int | None], where: str) -> None:
@@ -34,8 +34,9 @@ def show_status(a: Analysis) -> None:
         f = a.failure
         below, above = a.nearest
         near = " or ".join(str(n) for n in a.nearest if n is not None) or "none up to 1024"
-        st.error(f"**Does not run at {a.size[0]}×{a.size[1]}.** {f.layer_type} `{f.layer}`: "
-                 f"{f.reason}.\n\nNearest sizes that work: **{near}**.")
+        st.error(f"**Does not run at {a.size[0]}×{a.size[1]}.** "
+                 f"{layer_label(f.layer, f.layer_type)}: {f.reason}.\n\n"
+                 f"Nearest sizes that work: **{near}**.")
         _use_size_buttons(spec, a.nearest, "failure")
 
 
@@ -44,9 +45,10 @@ def show_numbers(a: Analysis) -> None:
     cols = st.columns(4)
     cols[0].metric("parameters", human(s.total_params), help=f"{s.total_params:,}")
     cols[1].metric("mult-adds", human(s.mult_adds), help=f"{s.mult_adds:,} for one example")
-    cols[2].metric("memory (est.)", f"{s.total_bytes / 1e6:,.1f} MB",
-                   help="torchinfo's estimate for batch size 1: input, activations kept for "
-                        "the backward pass, and parameters, as float32")
+    cols[2].metric("memory", f"{s.total_bytes / 1e6:,.0f} MB",
+                   help=f"torchinfo's estimate for batch size 1 ({s.total_bytes / 1e6:,.1f} "
+                        "MB): input, activations kept for the backward pass, and parameters, "
+                        "as float32")
     cols[3].metric("output", fmt_shape(s.layers[-1].output_shape))
     for warning in s.warnings:
         st.warning(warning)

@@ -7,7 +7,7 @@ from cnnviz.errors import ShapeError
 from cnnviz.figures import size_line_figure
 from cnnviz.shapes.sizes import SizeReport, advice, valid_sizes
 from cnnviz.shapes.summary import summarize
-from cnnviz.workbench import Analysis, describe_sizes
+from cnnviz.workbench import Analysis, describe_sizes, layer_label
 
 
 def show_sizes(spec, analysis: Analysis) -> None:
@@ -34,15 +34,16 @@ def show_sizes(spec, analysis: Analysis) -> None:
 def show_diagnosis(spec, report: SizeReport) -> None:
     b = report.below_min
     if b is not None and report.valid:
-        st.error(f"**Below {report.min}** (size {b.size}): {b.layer_type} `{b.layer}` — "
-                 f"{b.reason}.")
+        st.error(f"**Below {report.min}** (size {b.size}): "
+                 f"{layer_label(b.layer, b.layer_type)} — {b.reason}.")
     elif b is not None:
         st.error(f"**No size up to {report.checked_up_to} runs.** At {b.size}: "
-                 f"{b.layer_type} `{b.layer}` — {b.reason}.")
+                 f"{layer_label(b.layer, b.layer_type)} — {b.reason}.")
     a = report.above_max
     if a is not None:
         where = f"Above {report.max}" if report.valid else "Just above"
-        st.error(f"**{where}** (size {a.size}): {a.layer_type} `{a.layer}` — {a.reason}.")
+        st.error(f"**{where}** (size {a.size}): {layer_label(a.layer, a.layer_type)} — "
+                 f"{a.reason}.")
     for tip in advice(report, spec.family):
         st.info(f"**To widen the range:** {tip}.")
 
@@ -57,11 +58,11 @@ def show_batch_one(report: SizeReport, analysis: Analysis) -> None:
                    "(BatchNorm1d) would normalise one value per feature. Train with batch "
                    "size ≥ 2, or use eval mode for single examples.")
     elif b1.everywhere:
-        st.warning(f"Fails at every valid size up to {b1.below.size}: {b1.below.layer_type} "
-                   f"`{b1.below.layer}` sees a 1×1 map, {why}")
+        st.warning(f"Fails at every valid size up to {b1.below.size}: "
+                   f"{layer_label(b1.below.layer, b1.below.layer_type)} sees a 1×1 map, {why}")
     elif b1.below is not None:
         st.warning(f"Needs input size ≥ {b1.min_size}: at {b1.below.size}, "
-                   f"{b1.below.layer_type} `{b1.below.layer}` sees a 1×1 map, {why}")
+                   f"{layer_label(b1.below.layer, b1.below.layer_type)} sees a 1×1 map, {why}")
     elif any(r.type.startswith("BatchNorm") for r in analysis.summary.rows):
         st.success("Works at every valid size: each BatchNorm sees more than one value per "
                    "channel.")
