@@ -134,6 +134,8 @@ class TrainingRun:
     def _train(self, device: torch.device, data: Dataset) -> None:
         cfg, spec = self.config, self.spec
         cuda = device.type == "cuda"
+        if cuda:  # fixed shapes every step: let cuDNN pick its fastest kernels once
+            torch.backends.cudnn.benchmark = True
         torch.manual_seed(cfg.seed)
         generator = torch.Generator().manual_seed(cfg.seed)
         model = build(spec).to(device)
@@ -163,7 +165,7 @@ class TrainingRun:
         self.started_at = start = time.monotonic()
         budget_end = start + cfg.time_budget if cfg.time_budget else math.inf
         total_steps, done_steps = steps * cfg.epochs, 0
-        last_time, last_seen = start, 0
+        last_time, last_seen, examples = start, 0, 0
         predictions = None  # of the last evaluation: the confusion matrix and mistakes
         for epoch in range(cfg.epochs):
             model.train()
@@ -190,6 +192,7 @@ class TrainingRun:
                 correct += (out.argmax(1) == labels).sum()
                 bad |= ~torch.isfinite(loss)
                 seen += labels.shape[0]
+                examples += labels.shape[0]
                 done_steps += 1
                 self.progress = min(done_steps / total_steps,
                                     (time.monotonic() - start) / cfg.time_budget
@@ -198,17 +201,17 @@ class TrainingRun:
                 if step in marks or now - last_time >= POINT_SECONDS:
                     # The only host sync: reading the sums back, a few times per epoch.
                     self._point(epoch + step / steps, loss_sum, correct, bad, seen, None,
-                                (done_steps * batch - last_seen) / max(now - last_time, 1e-9),
+                                (examples - last_seen) / max(now - last_time, 1e-9),
                                 now - start)
-                    last_time, last_seen = time.monotonic(), done_steps * batch
+                    last_time, last_seen = time.monotonic(), examples
             if seen == 0 or self._stop.is_set():  # a stop takes effect now, not after a test
                 break
+            trained = time.monotonic()  # the speed is training speed: measured before the test
             accuracy, predictions = evaluate(model, test, batch, prep, autocast)
-            now = time.monotonic()
             self._point(epoch + min(seen / len(train), 1.0), loss_sum, correct, bad, seen,
-                        accuracy, (done_steps * batch - last_seen) / max(now - last_time, 1e-9),
-                        now - start)
-            last_time, last_seen = time.monotonic(), done_steps * batch
+                        accuracy, (examples - last_seen) / max(trained - last_time, 1e-9),
+                        time.monotonic() - start)
+            last_time, last_seen = time.monotonic(), examples
             if time.monotonic() >= budget_end:
                 break
         self.result = _result(model, test, data, predictions)
