@@ -11,6 +11,7 @@ PAGES = [
     st.Page("pages/home.py", title="Home", icon=":material/grid_view:", default=True),
     st.Page("pages/build.py", title="Build", icon=":material/construction:"),
     st.Page("pages/sizes.py", title="Input size", icon=":material/straighten:"),
+    st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
 ]
 page = st.navigation(PAGES)
 mark_routed()

@@ -194,9 +194,10 @@ class TrainingRun:
                 seen += labels.shape[0]
                 examples += labels.shape[0]
                 done_steps += 1
-                self.progress = min(done_steps / total_steps,
-                                    (time.monotonic() - start) / cfg.time_budget
-                                    if cfg.time_budget else 1.0)
+                # The run ends at the last step or when the budget is spent, whichever first.
+                self.progress = min(1.0, max(done_steps / total_steps,
+                                             (time.monotonic() - start) / cfg.time_budget
+                                             if cfg.time_budget else 0.0))
                 now = time.monotonic()
                 if step in marks or now - last_time >= POINT_SECONDS:
                     # The only host sync: reading the sums back, a few times per epoch.
@@ -268,31 +269,49 @@ def _result(model: nn.Module, test: DeviceImages, data: Dataset, predictions) ->
 
 
 def estimate_seconds(spec, config: TrainConfig, train_examples: int, test_examples: int,
-                     steps: int = 3) -> float:
-    """The run time from a few timed steps on random data of the right shape."""
+                     steps: int = 5, *, native_size: int | None = None,
+                     native_channels: int | None = None) -> float:
+    """The run time from a few timed steps on random data of the data set's native shape
+    (resized on the device each step, as in the run)."""
     cfg = config.resolved(spec)
     device = resolve_device(cfg.device)
     model = build(spec).to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr)
     batch = min(cfg.batch_size, max(train_examples, 2))
-    images = torch.randint(0, 256, (batch, spec.in_channels, cfg.size, cfg.size),
-                           dtype=torch.uint8, device=device)
-    labels = torch.randint(0, spec.num_classes, (batch,), device=device)
+    side, channels = native_size or cfg.size, native_channels or spec.in_channels
+    # A small pool served through the same batching and bookkeeping as the real loop.
+    pool = DeviceImages(torch.randint(0, 256, (batch * 2, channels, side, side),
+                                      dtype=torch.uint8),
+                        torch.randint(0, spec.num_classes, (batch * 2,)), device)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), device=device, dtype=torch.long)
 
-    def step() -> None:
+    def step(images: torch.Tensor, labels: torch.Tensor) -> None:
+        nonlocal loss_sum, correct
         with autocast:
-            out = model(prepare(images, channels=spec.in_channels, size=cfg.size))
+            out = model(prepare(images, channels=spec.in_channels, size=cfg.size,
+                                augment=cfg.augment))
         loss = F.cross_entropy(out.float(), labels)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        float(loss.detach())  # wait for the device
+        loss_sum = loss_sum + loss.detach() * labels.shape[0]
+        correct = correct + (out.argmax(1) == labels).sum()
 
-    step()  # warm-up: first-call costs are not the run's speed
+    def steps_of(count: int) -> None:
+        done = 0
+        while done < count:
+            for images, labels in pool.batches(batch, shuffle=True):
+                step(images, labels)
+                done += 1
+                if done == count:
+                    break
+        float(loss_sum)  # wait for the device
+
+    steps_of(2)  # warm-up: first-call costs are not the run's speed
     start = time.perf_counter()
-    for _ in range(steps):
-        step()
+    steps_of(steps)
     per_step = (time.perf_counter() - start) / steps
     train_steps = math.ceil(train_examples / batch) * cfg.epochs
     test_steps = math.ceil(test_examples / max(batch, 256)) * cfg.epochs

@@ -1,0 +1,228 @@
+"""A training run as the Train page holds it: load the data set (with download progress), then
+train. Pure Python and threads, no Streamlit: the page polls it from a fragment.
+
+The engine loads a data set itself, but silently; here the download is reported, so the first
+run on Fashion-MNIST shows "Downloading… file 2 of 4, 12.3 MB" instead of a frozen bar.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import threading
+import time
+from dataclasses import dataclass
+
+from cnnviz.training.config import TrainConfig
+from cnnviz.training.data import DATASETS, DataError, load_dataset
+from cnnviz.training.engine import Point, Result, TrainingRun
+
+# Sizes of the splits, to estimate a run before its data set is loaded.
+SPLIT_SIZES = {"fashion-mnist": (60_000, 10_000), "mnist": (60_000, 10_000),
+               "cifar10": (50_000, 10_000), "digits": (1_437, 360)}
+
+
+def split_sizes(dataset: str, limit: int | None) -> tuple[int, int]:
+    train, test = SPLIT_SIZES[dataset]
+    return (min(train, limit), min(test, limit)) if limit else (train, test)
+
+
+def _import_loaders(dataset: str) -> None:
+    """Import what loading a data set needs in the caller's (the page's) thread.
+
+    A module half-imported by the worker thread is already in ``sys.modules`` for every other
+    thread: while the worker imported scikit-learn (and with it pandas), Plotly on the page
+    found a partial pandas and the live chart failed.
+    """
+    import pandas  # noqa: F401 - Plotly and scikit-learn both look for it
+
+    if DATASETS[dataset].offline:
+        import sklearn.datasets  # noqa: F401
+        import sklearn.model_selection  # noqa: F401
+    else:
+        import torchvision.datasets  # noqa: F401
+
+
+class TrainingJob:
+    """Handle for one run: ``start``, ``stop``, ``state``, ``points()``, ``progress``..."""
+
+    def __init__(self, number: int, label: str, spec, config: TrainConfig):
+        self.number, self.label, self.spec = number, label, spec
+        self.config = config.resolved(spec)  # raises TrainingError before any thread starts
+        self.classes = DATASETS[config.dataset].classes
+        self.run: TrainingRun | None = None
+        self.data_message = ""
+        self.data_fraction = 0.0
+        self._state = "created"
+        self._message = ""
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.created_at = time.monotonic()
+
+    def start(self) -> "TrainingJob":
+        _import_loaders(self.config.dataset)
+        self._state = "loading data"
+        self._thread = threading.Thread(target=self._work, name="cnnviz-train-job", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        run = self.run
+        if run is not None:
+            run.stop()
+
+    def join(self, timeout: float | None = None) -> bool:
+        if self._thread is not None:
+            self._thread.join(timeout)
+        if self.run is not None:
+            self.run.join(timeout)
+        return self.done
+
+    def _work(self) -> None:
+        cfg = self.config
+        try:
+            data = load_dataset(cfg.dataset, cfg.data_root, progress=self._progress,
+                                limit=cfg.limit)
+        except DataError as exc:
+            self._state, self._message = "failed", str(exc)
+            return
+        except Exception as exc:  # noqa: BLE001 - reported on the page, never a traceback
+            self._state, self._message = "failed", f"{type(exc).__name__}: {exc}"
+            return
+        if self._stop.is_set():
+            self._state, self._message = "stopped", "stopped while loading the data"
+            return
+        run = TrainingRun(self.spec, cfg, dataset=data)
+        self.run = run.start()
+        if self._stop.is_set():  # a stop that came while the run was being made
+            run.stop()
+
+    def _progress(self, message: str, fraction: float) -> None:
+        self.data_message, self.data_fraction = message, fraction
+
+    # -- what the page shows --------------------------------------------------------------
+    @property
+    def state(self) -> str:
+        """created, loading data, queued, running, finished, stopped or failed."""
+        run = self.run
+        if run is None:
+            return self._state
+        return {"loading": "loading data", "created": "queued"}.get(run.state, run.state)
+
+    @property
+    def done(self) -> bool:
+        return self.state in ("finished", "stopped", "failed")
+
+    @property
+    def message(self) -> str:
+        return self.run.message if self.run is not None else self._message
+
+    @property
+    def result(self) -> Result | None:
+        return self.run.result if self.run is not None else None
+
+    @property
+    def device(self) -> str:
+        return self.run.device if self.run is not None else ""
+
+    def points(self) -> list[Point]:
+        return self.run.points() if self.run is not None else []
+
+    def queue_position(self) -> int:
+        return self.run.queue_position() if self.run is not None else -1
+
+    def elapsed(self) -> float | None:
+        """Seconds since training started (after loading and queueing)."""
+        started = self.run.started_at if self.run is not None else None
+        return None if started is None else time.monotonic() - started
+
+    @property
+    def progress(self) -> float:
+        """0..1 of the run: steps done, or the share of the time budget spent."""
+        if self.run is None:
+            return 0.0
+        fraction = self.run.progress
+        budget, elapsed = self.config.time_budget, self.elapsed()
+        if budget and elapsed is not None and self.state == "running":
+            fraction = max(fraction, elapsed / budget)
+        return min(fraction, 1.0)
+
+    def eta_seconds(self) -> float | None:
+        elapsed = self.elapsed()
+        if elapsed is None or self.state != "running":
+            return None
+        eta = self.run.eta_seconds()
+        if self.config.time_budget:
+            left = max(self.config.time_budget - elapsed, 0.0)
+            eta = left if eta is None else min(eta, left)
+        return eta
+
+    def status(self) -> str:
+        """One line for the progress bar."""
+        state = self.state
+        if state == "loading data":
+            stopping = " (stopping once it is loaded)" if self._stop.is_set() else ""
+            return (self.data_message or "loading data…") + stopping
+        if state == "queued":
+            position = self.queue_position()
+            ahead = f" (position {position})" if position > 0 else ""
+            return f"queued{ahead}: another run is using {self.device or 'the device'}"
+        if state == "running":
+            eta = self.eta_seconds()
+            done = f"{self.progress:.0%}"
+            return f"running on {self.device}: {done}" + (
+                f", about {format_seconds(eta)} left" if eta is not None else "")
+        return f"{state}: {self.message}" if self.message else state
+
+
+@dataclass(frozen=True)
+class FinishedRun:
+    """A run in the session's history: what it was and what it gave."""
+
+    number: int
+    label: str
+    spec: object
+    config: TrainConfig
+    classes: tuple[str, ...]
+    state: str
+    message: str
+    device: str
+    points: tuple[Point, ...]
+    result: Result | None
+
+    @classmethod
+    def of(cls, job: TrainingJob) -> "FinishedRun":
+        return cls(job.number, job.label, job.spec, job.config, tuple(job.classes), job.state,
+                   job.message, job.device, tuple(job.points()), job.result)
+
+    @property
+    def title(self) -> str:
+        return f"#{self.number} {self.label}"
+
+
+CSV_COLUMNS = ("run", "label", "network", "dataset", "state", "epoch", "train_loss",
+               "train_acc", "test_acc", "examples_per_sec", "seconds")
+
+
+def metrics_csv(runs: list[FinishedRun], network_name) -> str:
+    """One row per metric point per run."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for run in runs:
+        for p in run.points:
+            writer.writerow([run.number, run.label, network_name(run.spec), run.config.dataset,
+                             run.state, p.epoch, f"{p.train_loss:.6g}", f"{p.train_acc:.6g}",
+                             "" if p.test_acc is None else f"{p.test_acc:.6g}",
+                             f"{p.examples_per_sec:.6g}", f"{p.seconds:.4g}"])
+    return out.getvalue()
+
+
+def format_seconds(seconds: float) -> str:
+    if seconds < 1:
+        return "under a second"
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"

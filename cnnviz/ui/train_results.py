@@ -1,0 +1,143 @@
+"""What the Train page shows once runs have ended: how the last one ended, its results
+(confusion matrix, misclassified images, weights), the session's run history, and loading
+weights back."""
+from __future__ import annotations
+
+import streamlit as st
+
+from cnnviz.figures_training import confusion_figure, mistake_tiles
+from cnnviz.training.checkpoint import CheckpointError, load_weights, state_dict_bytes
+from cnnviz.training.data import DATASETS
+from cnnviz.ui.train_job import FinishedRun, format_seconds, metrics_csv
+
+RESULTS_OF = "train.results_of"
+TRAINED_MODEL = "cnnviz.trained_model"  # {"spec", "model", "label", "dataset"}: other pages
+UPLOAD, UPLOAD_RESULT = "train.upload", "train.upload.result"
+MAX_WEIGHTS_MB = 500  # the app's upload limit is 1 MB (a spec); weights are bigger
+
+
+def make_trained_model(run: FinishedRun) -> None:
+    """The model the other pages inspect: the latest trained (or loaded) one."""
+    st.session_state[TRAINED_MODEL] = {"spec": run.spec, "model": run.result.model,
+                                       "label": run.title, "dataset": run.config.dataset}
+
+
+def _use_digits() -> None:
+    st.session_state["train.dataset"] = "digits"
+
+
+def show_outcome(run: FinishedRun) -> None:
+    """How the latest run ended: an error keeps the rest of the page as it was."""
+    if run.state == "failed":
+        st.error(f"**Run #{run.number} failed:** {run.message}", icon=":material/error:")
+        if not DATASETS[run.config.dataset].offline and not run.points and \
+                "download" in run.message.lower():
+            st.button("Use the offline Digits data set", key="train.use_digits",
+                      on_click=_use_digits, icon=":material/wifi_off:")
+    elif run.state == "stopped":
+        st.info(f"Run #{run.number} was stopped ({run.message}); what it learned so far is "
+                "below.", icon=":material/stop_circle:")
+    else:
+        why = "" if run.message == "done" else f" ({run.message})"
+        st.success(f"Run #{run.number} finished{why} on {run.device}.",
+                   icon=":material/check_circle:")
+
+
+def show_history(history: list[FinishedRun], network_name) -> None:
+    if not history:
+        return
+    by_title = {r.title: r for r in history}
+    st.subheader("Results", anchor=False)
+    if st.session_state.get(RESULTS_OF) not in by_title:
+        st.session_state[RESULTS_OF] = history[-1].title
+    run = by_title[st.selectbox("Results of", list(by_title), key=RESULTS_OF)]
+    _show_results(run)
+
+    st.subheader("Run history", anchor=False)
+    st.dataframe([_summary_row(r, network_name) for r in history], hide_index=True,
+                 key="train.history.table",
+                 column_config={"test acc": st.column_config.NumberColumn(format="percent"),
+                                "train acc": st.column_config.NumberColumn(format="percent")})
+    st.download_button("Download the metrics (CSV)", metrics_csv(history, network_name),
+                       "cnnviz-runs.csv", "text/csv", key="train.download.csv",
+                       icon=":material/table_view:",
+                       help="one row per metric point per run")
+
+
+def _final(run: FinishedRun):
+    tested = [p for p in run.points if p.test_acc is not None]
+    return run.points[-1], (tested[-1].test_acc if tested else None)
+
+
+def _summary_row(run: FinishedRun, network_name) -> dict:
+    last, test_acc = _final(run)
+    return {"run": run.number, "network": network_name(run.spec), "data set": run.config.dataset,
+            "settings": run.label.split(" · ", 2)[-1], "state": run.state,
+            "epochs": round(last.epoch, 2), "train loss": round(last.train_loss, 4),
+            "train acc": last.train_acc, "test acc": test_acc,
+            "seconds": round(last.seconds, 1), "device": run.device}
+
+
+def _show_results(run: FinishedRun) -> None:
+    last, test_acc = _final(run)
+    cols = st.columns(5)
+    cols[0].metric("test accuracy", "—" if test_acc is None else f"{test_acc:.1%}")
+    cols[1].metric("train accuracy", f"{last.train_acc:.1%}")
+    cols[2].metric("train loss", f"{last.train_loss:.3f}")
+    cols[3].metric("epochs", f"{last.epoch:g}")
+    cols[4].metric("training time", format_seconds(last.seconds),
+                   help=f"{last.examples_per_sec:,.0f} examples/s at the end, on {run.device}")
+    if run.result is None:
+        st.info("This run ended before its first test evaluation: no model to show.")
+        return
+    confusion, mistakes = st.columns([3, 2], gap="large")
+    with confusion:
+        st.markdown("**Confusion matrix** (test split, last evaluation)")
+        st.plotly_chart(confusion_figure(run.result.confusion, run.classes),
+                        key=f"train.confusion.{run.number}")
+    with mistakes:
+        st.markdown(f"**Misclassified test images** (true → predicted, first "
+                    f"{len(run.result.mistakes)})")
+        if run.result.mistakes:
+            images, captions = mistake_tiles(run.result.mistakes, run.classes)
+            st.image(images, caption=captions)
+        else:
+            st.caption("none: every test image is classified correctly")
+    left, right, _ = st.columns([1, 1, 2])
+    name = run.label.split(" · ", 1)[0].replace(" ", "-")
+    left.download_button("Download weights (.pt)", state_dict_bytes(run.result.model),
+                         f"{name}-run{run.number}.pt", "application/octet-stream",
+                         key=f"train.download.weights.{run.number}",
+                         icon=":material/download:",
+                         help="the model's state_dict: torch.load(path, weights_only=True), "
+                              "then load_state_dict, or load it back below")
+    current = st.session_state.get(TRAINED_MODEL, {})
+    if current.get("label") == run.title:
+        right.caption("The other pages inspect this model.")
+    elif right.button("Inspect this model on the other pages", key="train.make_current"):
+        make_trained_model(run)
+        st.rerun()
+
+
+def show_upload(spec, name: str) -> None:
+    st.subheader("Load weights", anchor=False)
+    upload = st.file_uploader(f"A state_dict for {name} (.pt or .pth)", type=["pt", "pth"],
+                              key=UPLOAD, max_upload_size=MAX_WEIGHTS_MB,
+                              help="read with weights_only=True: a file can carry no code")
+    if upload is None:
+        return
+    outcome = st.session_state.get(UPLOAD_RESULT)
+    if outcome is None or outcome[0] != upload.file_id:
+        try:
+            model = load_weights(spec, upload.getvalue())
+        except CheckpointError as exc:
+            outcome = (upload.file_id, False, f"**{upload.name} was not loaded:** {exc}")
+        else:
+            st.session_state[TRAINED_MODEL] = {"spec": spec, "model": model.eval(),
+                                               "label": f"{upload.name} (loaded)",
+                                               "dataset": None}
+            tensors = len(model.state_dict())
+            outcome = (upload.file_id, True, f"Loaded {upload.name} into {name} ({tensors} "
+                                             "tensors); the other pages now inspect it.")
+        st.session_state[UPLOAD_RESULT] = outcome
+    (st.success if outcome[1] else st.error)(outcome[2])

@@ -1,0 +1,326 @@
+"""The Train page: settings, an estimate, Start/Stop, and the live run.
+
+A run is a :class:`~cnnviz.ui.train_job.TrainingJob` kept in session state; its threads never
+call Streamlit. While it runs, a fragment polls it twice a second and redraws the progress bar
+and the curves; when it ends, the fragment reruns the whole page so the results appear.
+What a finished run shows (results, history, weights) is in :mod:`cnnviz.ui.train_results`.
+"""
+from __future__ import annotations
+
+import streamlit as st
+import torch
+
+from cnnviz.errors import CnnvizError
+from cnnviz.figures_training import curves_figure
+from cnnviz.training.config import (DEVICE_CHOICES, TrainConfig, book_batch_size, book_lr)
+from cnnviz.training.data import DATASETS, is_downloaded
+from cnnviz.training.engine import estimate_seconds
+from cnnviz.ui import train_results
+from cnnviz.ui.state import current_spec, preset_name
+from cnnviz.ui.train_job import FinishedRun, TrainingJob, format_seconds, split_sizes
+from cnnviz.workbench import analyse
+
+ACTIVE, HISTORY, LAST, COUNT = "train.active", "train.history", "train.last", "train.count"
+ESTIMATES, START_ERROR, DEFAULTS_FOR = "train.estimates", "train.start_error", "train.for"
+COMPARE = "train.compare"
+POLL_SECONDS = 0.5
+BUDGET_EPOCHS = 1000  # with a time budget the budget ends the run, not the epochs
+# Estimate without being asked when a batch costs at most this many mult-adds (LeNet-sized):
+# the estimate times real steps, which for AlexNet at 224 on a CPU takes tens of seconds.
+AUTO_ESTIMATE_MULT_ADDS = 3e8
+DOWNLOAD_MB = {"fashion-mnist": 30, "mnist": 12, "cifar10": 170}
+
+
+def network_name(spec) -> str:
+    return preset_name(spec) or f"edited {spec.family}"
+
+
+def show_train_page() -> None:
+    spec = current_spec()
+    st.title("Train")
+    st.caption(f"Short training runs of **{network_name(spec)}** in the browser, d2l's "
+               "`train_ch6` made fast: the images stay on the device as bytes and each batch "
+               "is resized there.")
+    _collect_finished()
+    analysis = analyse(spec)
+    if analysis.problems:
+        st.error("This network cannot be built; fix it in **Build** first:\n\n" +
+                 "\n".join(f"- `{p.path}`: {p.message}" for p in analysis.problems))
+    else:
+        config, problems = _controls(spec)
+        for problem in problems:
+            st.error(problem)
+        _estimate(spec, config, problems)
+        _buttons(spec, config, problems)
+    _curves()
+    job = st.session_state.get(ACTIVE)
+    last = st.session_state.get(LAST)
+    if job is None and last is not None:
+        train_results.show_outcome(last)
+    train_results.show_history(st.session_state.get(HISTORY, []), network_name)
+    train_results.show_upload(spec, network_name(spec))
+
+
+# -- settings -----------------------------------------------------------------------------
+
+def _dataset_label(name: str) -> str:
+    info = DATASETS[name]
+    if info.offline:
+        return f"{info.title} (offline)"
+    return f"{info.title} ({'downloaded' if is_downloaded(name) else 'not downloaded'})"
+
+
+def _dataset_help() -> str:
+    lines = []
+    for name, info in DATASETS.items():
+        where = ("bundled with scikit-learn, no network needed" if info.offline else
+                 "downloaded" if is_downloaded(name) else
+                 f"downloads about {DOWNLOAD_MB[name]} MB on the first run")
+        lines.append(f"- **{info.title}**: {info.channels}×{info.size}×{info.size}, {where}")
+    return "The book trains on Fashion-MNIST.\n\n" + "\n".join(lines)
+
+
+def _device_available(name: str) -> bool:
+    if name == "cuda":
+        return torch.cuda.is_available()
+    if name == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        return mps is not None and mps.is_available()
+    return True
+
+
+def _device_label(name: str) -> str:
+    if name == "auto":
+        return f"auto ({next(d for d in ('cuda', 'mps', 'cpu') if _device_available(d))})"
+    return name if _device_available(name) else f"{name} — not available here"
+
+
+def _defaults(spec) -> None:
+    """The settings that follow the network start from the book's values for it."""
+    state = st.session_state
+    if state.get(DEFAULTS_FOR) != spec:
+        state[DEFAULTS_FOR] = spec
+        state["train.size"] = spec.input_size
+        state["train.batch"] = book_batch_size(spec)
+        state["train.lr"] = float(book_lr(spec))
+    for key, value in (("train.dataset", "fashion-mnist"), ("train.stop_after", "epochs"),
+                       ("train.epochs", 10), ("train.budget", 60), ("train.recipe", "book"),
+                       ("train.device", "auto"), ("train.augment", False),
+                       ("train.limit", 0)):
+        state.setdefault(key, value)
+
+
+def _controls(spec) -> tuple[TrainConfig, list[str]]:
+    _defaults(spec)
+    keep = {"persist_state": "session"}
+    running = st.session_state.get(ACTIVE) is not None
+    row = st.columns(4)
+    dataset = row[0].selectbox("Data set", list(DATASETS), key="train.dataset",
+                               format_func=_dataset_label, disabled=running, **keep,
+                               help=_dataset_help())
+    size = row[1].number_input("Input size", 1, 1024, step=1, key="train.size", **keep,
+                               disabled=running,
+                               help=f"images are resized to size × size on the device; "
+                                    f"the network's own size is {spec.input_size}")
+    batch = row[2].number_input("Batch size", 1, 65_536, step=1, key="train.batch", **keep,
+                                disabled=running,
+                                help=f"the book uses {book_batch_size(spec)} for this network")
+    lr = row[3].number_input("Learning rate", 1e-6, 100.0, step=0.01, format="%g",
+                             key="train.lr", disabled=running, **keep,
+                             help=f"the book uses {book_lr(spec):g} for this network")
+    row = st.columns(4)
+    stop_after = row[0].radio("Stop after", ["epochs", "time budget"], key="train.stop_after",
+                              horizontal=True, disabled=running, **keep)
+    if stop_after == "epochs":
+        epochs = row[1].number_input("Epochs", 1, BUDGET_EPOCHS, step=1, key="train.epochs",
+                                     disabled=running, **keep)
+        budget = None
+    else:
+        budget = row[1].number_input("Time budget (seconds)", 1, 24 * 3600, step=10,
+                                     key="train.budget", disabled=running, **keep,
+                                     help="the run stops cleanly when the time is spent")
+        epochs = BUDGET_EPOCHS
+    recipe = row[2].radio("Recipe", ["book", "fast"], key="train.recipe", horizontal=True,
+                          disabled=running, **keep,
+                          help="book: Xavier init and plain SGD, as in d2l. fast: Nesterov "
+                               "momentum, a one-cycle learning rate and label smoothing")
+    device = row[3].selectbox("Device", list(DEVICE_CHOICES), key="train.device",
+                              format_func=_device_label, disabled=running, **keep,
+                              help="auto picks CUDA, then Apple's MPS, then the CPU")
+    left, right = st.columns([1, 3], vertical_alignment="center")
+    augment = left.toggle("Augmentation", key="train.augment", disabled=running, **keep,
+                          help="random crop with padding and horizontal flip, on the device")
+    with right.expander("More options"):
+        limit = st.number_input("Use only the first N examples of each split (0 = all)", 0,
+                                1_000_000, step=100, key="train.limit", disabled=running,
+                                **keep, help="a quick look at a big data set")
+    config = TrainConfig(dataset=dataset, epochs=int(epochs), batch_size=int(batch),
+                         lr=float(lr), size=int(size), device=device, recipe=recipe,
+                         time_budget=float(budget) if budget else None, augment=augment,
+                         limit=int(limit) or None)
+    return config, _problems(spec, config)
+
+
+def _problems(spec, config: TrainConfig) -> list[str]:
+    problems = []
+    if not _device_available(config.device):
+        problems.append(f"Device {config.device} is not available on this machine; choose "
+                        "auto or cpu.")
+    at_size = analyse(spec, (config.size, config.size))
+    if not at_size.ok and at_size.failure is not None:
+        f = at_size.failure
+        near = " or ".join(str(n) for n in at_size.nearest if n is not None) or "none"
+        problems.append(f"The network does not run at input size {config.size}: "
+                        f"{f.layer_type} `{f.layer}` — {f.reason}. Sizes that work nearby: "
+                        f"{near}.")
+    classes = DATASETS[config.dataset].num_classes
+    if spec.num_classes < classes:
+        problems.append(f"The network has {spec.num_classes} outputs but "
+                        f"{DATASETS[config.dataset].title} has {classes} classes; set "
+                        f"num_classes to at least {classes} in Build.")
+    return problems
+
+
+# -- estimate, start, stop ----------------------------------------------------------------
+
+def _estimate(spec, config: TrainConfig, problems: list[str]) -> None:
+    if problems:
+        return
+    cache = st.session_state.setdefault(ESTIMATES, {})
+    key = (spec, config)
+    running = st.session_state.get(ACTIVE) is not None
+    box = st.container()
+    if key not in cache:
+        summary = analyse(spec, (config.size, config.size)).summary
+        cheap = summary is not None and summary.mult_adds * config.batch_size \
+            <= AUTO_ESTIMATE_MULT_ADDS
+        if running:
+            box.caption("The run time is estimated when no run is going (timing steps now "
+                        "would slow it down).")
+            return
+        if not cheap and not box.button("Estimate the run time", key="train.estimate",
+                                        icon=":material/timer:",
+                                        help="times a few training steps on random data"):
+            return
+        train_n, test_n = split_sizes(config.dataset, config.limit)
+        try:
+            with st.spinner("Timing a few training steps…"):
+                info = DATASETS[config.dataset]
+                cache[key] = estimate_seconds(spec, config, train_n, test_n,
+                                              native_size=info.size,
+                                              native_channels=info.channels)
+        except torch.OutOfMemoryError:
+            cache[key] = f"a batch of {config.batch_size} does not fit in memory"
+        except (CnnvizError, RuntimeError) as exc:
+            cache[key] = f"{exc}"
+    seconds = cache[key]
+    if isinstance(seconds, str):
+        box.warning(f"No estimate: {seconds}.")
+        return
+    download = "" if is_downloaded(config.dataset) else \
+        f", plus downloading about {DOWNLOAD_MB[config.dataset]} MB once"
+    limit = " (the time budget)" if config.time_budget and seconds >= config.time_budget else ""
+    box.markdown(f":material/timer: Estimated run time: **{format_seconds(seconds)}**{limit}"
+                 f"{download}.")
+
+
+def _start(spec, config: TrainConfig) -> None:
+    state = st.session_state
+    if state.get(ACTIVE) is not None:
+        return
+    number = state.get(COUNT, 0) + 1
+    try:
+        job = TrainingJob(number, _label(spec, config), spec, config)
+    except CnnvizError as exc:
+        state[START_ERROR] = str(exc)
+        return
+    state[COUNT] = number
+    state[ACTIVE] = job.start()
+    state.pop(START_ERROR, None)
+
+
+def _stop() -> None:
+    job = st.session_state.get(ACTIVE)
+    if job is not None:
+        job.stop()
+
+
+def _buttons(spec, config: TrainConfig, problems: list[str]) -> None:
+    job = st.session_state.get(ACTIVE)
+    left, right, _ = st.columns([1, 1, 4])
+    left.button("Start", key="train.start", type="primary", icon=":material/play_arrow:",
+                disabled=job is not None or bool(problems), on_click=_start,
+                args=(spec, config), width="stretch")
+    right.button("Stop", key="train.stop", icon=":material/stop:", disabled=job is None,
+                 on_click=_stop, width="stretch")
+    error = st.session_state.pop(START_ERROR, None)
+    if error:
+        st.error(f"The run did not start: {error}")
+
+
+def _label(spec, config: TrainConfig) -> str:
+    length = f"{config.time_budget:g} s" if config.time_budget else f"{config.epochs} ep"
+    extras = "".join([" · aug" if config.augment else "",
+                      f" · first {config.limit:,}" if config.limit else ""])
+    return (f"{network_name(spec)} · {config.dataset} · {config.size}px · {length} · "
+            f"bs {config.batch_size} · lr {config.lr:g} · {config.recipe}{extras}")
+
+
+# -- the live run and the history ---------------------------------------------------------
+
+def _collect_finished() -> None:
+    """Move a run that has ended into the history (on a full rerun, never in the fragment)."""
+    state = st.session_state
+    job = state.get(ACTIVE)
+    if job is None or not job.done:
+        return
+    finished = FinishedRun.of(job)
+    state[ACTIVE] = None
+    state[LAST] = finished
+    if finished.points:
+        state[HISTORY] = [*state.get(HISTORY, []), finished]
+        shown = [t for t in state.get(COMPARE, []) if any(r.title == t for r in state[HISTORY])]
+        state[COMPARE] = [*shown, finished.title]
+        state[train_results.RESULTS_OF] = finished.title
+    if finished.result is not None:
+        train_results.make_trained_model(finished)
+
+
+def _curves() -> None:
+    job = st.session_state.get(ACTIVE)
+    history = st.session_state.get(HISTORY, [])
+    if job is None and not history:
+        return
+    st.subheader("Curves", anchor=False)
+    if history:
+        st.multiselect("Runs to show", [r.title for r in history], key=COMPARE,
+                       placeholder="choose earlier runs to overlay",
+                       help="compare runs, e.g. LeNet with and without BatchNorm")
+    if job is not None:
+        _live()
+    else:
+        _draw_curves(None)
+
+
+def _draw_curves(job: TrainingJob | None) -> None:
+    chosen = set(st.session_state.get(COMPARE, []))
+    runs = [(r.title, r.points) for r in st.session_state.get(HISTORY, []) if r.title in chosen]
+    if job is not None:
+        runs.append((f"#{job.number} {job.label} (this run)", job.points()))
+    if runs:
+        st.plotly_chart(curves_figure(runs), key="train.curves")
+
+
+@st.fragment(run_every=POLL_SECONDS)
+def _live() -> None:
+    job = st.session_state.get(ACTIVE)
+    if job is None:
+        return
+    if job.done:  # the results belong to the whole page: redraw it
+        st.rerun(scope="app")
+    if job.state == "loading data":
+        st.progress(min(max(job.data_fraction, 0.0), 1.0), text=job.status())
+    else:
+        st.progress(job.progress, text=job.status())
+    _draw_curves(job)
+

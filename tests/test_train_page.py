@@ -1,0 +1,304 @@
+"""The Train page, driven through ``streamlit_app.py`` with Streamlit's AppTest.
+
+Runs are real but short: scikit-learn's bundled digits (no network), a few hundred examples.
+AppTest does not fire ``st.fragment(run_every=...)`` timers, so the tests rerun the app until
+the run has ended, as a user's browser would by polling. No test touches the network: the data
+folder is an empty temporary one and ``urllib.request.urlopen`` fails at once.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from streamlit.runtime.pages_manager import PagesManager
+from streamlit.testing.v1 import AppTest
+
+from cnnviz.models import build
+from cnnviz.presets import PRESETS
+from cnnviz.training.checkpoint import state_dict_bytes
+from cnnviz.training.engine import Point
+from cnnviz.ui.train_job import CSV_COLUMNS, FinishedRun, metrics_csv
+from cnnviz.training.config import TrainConfig
+
+APP = str(Path(__file__).resolve().parents[1] / "streamlit_app.py")
+RUN_TIMEOUT_S = 90
+
+
+@pytest.fixture(autouse=True)
+def routed_as_served(monkeypatch):
+    """Every rerun goes through ``streamlit_app.py``, as on a server (see test_pages.py)."""
+    init = PagesManager.__init__
+
+    def served_init(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        PagesManager.uses_pages_directory = False
+
+    monkeypatch.setattr(PagesManager, "__init__", served_init)
+
+
+@pytest.fixture(autouse=True)
+def offline(monkeypatch, tmp_path):
+    """An empty data folder, and a network that answers nothing."""
+    monkeypatch.setenv("CNNVIZ_DATA", str(tmp_path / "data"))
+
+    def no_network(*args, **kwargs):
+        raise urllib.error.URLError(OSError(-3, "Temporary failure in name resolution"))
+
+    monkeypatch.setattr(urllib.request, "urlopen", no_network)
+
+
+# --- helpers -------------------------------------------------------------------------------
+
+def open_train(preset: str = "lenet") -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params["preset"] = preset
+    at.run()
+    at.switch_page("pages/train.py").run()
+    assert_ok(at)
+    return at
+
+
+def assert_ok(at: AppTest) -> None:
+    assert not at.exception, [e.message for e in at.exception]
+    assert at.title[0].value == "Train"
+
+
+def settings(at: AppTest, *, dataset="digits", epochs=2, batch=64, lr=0.5, limit=500,
+             **more) -> AppTest:
+    at.selectbox(key="train.dataset").select(dataset)
+    at.number_input(key="train.epochs").set_value(epochs)
+    at.number_input(key="train.batch").set_value(batch)
+    at.number_input(key="train.lr").set_value(lr)
+    at.number_input(key="train.limit").set_value(limit)
+    for key, value in more.items():
+        at.number_input(key=f"train.{key}").set_value(value)
+    at.run()
+    assert_ok(at)
+    return at
+
+
+def start(at: AppTest) -> AppTest:
+    at.button(key="train.start").click().run()
+    assert_ok(at)
+    return at
+
+
+def run_to_end(at: AppTest) -> AppTest:
+    """Rerun (as the page's polling fragment does) until the run has left the page."""
+    deadline = time.monotonic() + RUN_TIMEOUT_S
+    while at.session_state["train.active"] is not None:
+        assert time.monotonic() < deadline, "the run did not end in time"
+        time.sleep(0.3)
+        at.run()
+        assert_ok(at)
+    return at
+
+
+def charts(at: AppTest) -> list[str]:
+    """The keys of the page's Plotly charts."""
+    return [c.proto.id.rsplit("-", 1)[-1] for c in at.get("plotly_chart")]
+
+
+def download_keys(at: AppTest) -> list[str]:
+    return [b.key for b in at.get("download_button")]
+
+
+def errors(at: AppTest) -> list[str]:
+    return [e.value for e in at.main.error]
+
+
+def upload(at: AppTest, name: str, data: bytes) -> AppTest:
+    at.file_uploader(key="train.upload").set_value((name, data, "application/octet-stream"))
+    at.run()
+    assert_ok(at)
+    return at
+
+
+# --- default state -------------------------------------------------------------------------
+
+def test_default_state_offers_the_books_settings():
+    at = open_train()
+    dataset = at.selectbox(key="train.dataset")
+    assert dataset.value == "fashion-mnist"
+    assert dataset.options == ["Fashion-MNIST (not downloaded)", "MNIST (not downloaded)",
+                               "CIFAR-10 (not downloaded)", "Digits (offline)"]
+    assert at.number_input(key="train.size").value == 28
+    assert at.number_input(key="train.batch").value == 256
+    assert at.number_input(key="train.lr").value == pytest.approx(0.9)  # d2l's LeNet
+    assert at.number_input(key="train.epochs").value == 10
+    assert at.radio(key="train.recipe").value == "book"
+    assert at.selectbox(key="train.device").value == "auto"
+    assert not at.toggle(key="train.augment").value
+    assert not at.button(key="train.start").disabled and at.button(key="train.stop").disabled
+    assert any("Estimated run time" in m.value and "downloading about 30 MB" in m.value
+               for m in at.markdown)
+    assert not errors(at) and not charts(at)
+
+
+def test_the_defaults_follow_the_network():
+    at = open_train()
+    at.sidebar.selectbox[0].select("resnet18").run()
+    assert_ok(at)
+    assert at.number_input(key="train.size").value == 96
+    assert at.number_input(key="train.batch").value == 128
+    assert at.number_input(key="train.lr").value == pytest.approx(0.05)
+    # resnet is too big to time on every rerun: the estimate waits for a button
+    assert at.button(key="train.estimate")
+
+
+def test_settings_survive_a_page_switch():
+    at = open_train()
+    settings(at, epochs=3)
+    at.switch_page("pages/build.py").run()
+    at.switch_page("pages/train.py").run()
+    assert_ok(at)
+    assert at.selectbox(key="train.dataset").value == "digits"
+    assert at.number_input(key="train.epochs").value == 3
+    assert at.number_input(key="train.lr").value == pytest.approx(0.5)
+
+
+def test_a_size_the_network_cannot_take_is_refused_before_start():
+    at = open_train()
+    at.number_input(key="train.size").set_value(20).run()
+    assert_ok(at)
+    [message] = errors(at)
+    assert "does not run at input size 20" in message and "28" in message
+    assert at.button(key="train.start").disabled
+
+
+def test_a_time_budget_replaces_epochs_and_ends_the_run():
+    at = open_train()
+    at.radio(key="train.stop_after").set_value("time budget").run()
+    assert_ok(at)
+    assert not [n for n in at.number_input if n.key == "train.epochs"]
+    assert at.number_input(key="train.budget").value == 60
+    at.number_input(key="train.budget").set_value(2)
+    at.selectbox(key="train.dataset").select("digits")
+    at.number_input(key="train.limit").set_value(200).run()
+    run_to_end(start(at))
+    assert any("finished (the time budget is spent)" in s.value for s in at.success)
+    [history] = at.session_state["train.history"]
+    assert " · 2 s · " in history.title and history.points
+
+
+# --- a whole run ---------------------------------------------------------------------------
+
+def test_a_short_run_shows_curves_results_history_and_weights():
+    at = open_train()
+    at.sidebar.selectbox[0].select("lenet-bn").run()
+    settings(at)
+    start(at)
+    assert "train.curves" in charts(at) or at.session_state["train.active"].done
+    run_to_end(at)
+
+    assert not errors(at)
+    assert any(s.value.startswith("Run #1 finished") for s in at.success)
+    assert {"train.curves", "train.confusion.1"} <= set(charts(at))
+    [history] = at.session_state["train.history"]
+    assert history.title.startswith("#1 lenet-bn · digits · 28px · 2 ep · bs 64 · lr 0.5")
+    assert history.points[-1].epoch == 2.0 and history.points[-1].test_acc is not None
+    assert at.multiselect(key="train.compare").value == [history.title]
+    table = [d.value for d in at.dataframe if "test acc" in d.value.columns]
+    assert len(table) == 1 and list(table[0]["run"]) == [1]
+    assert {"train.download.csv", "train.download.weights.1"} <= set(download_keys(at))
+    [mistakes] = at.image  # misclassified test images, captioned "true → predicted"
+    assert mistakes.captions and all(" → " in c for c in mistakes.captions)
+    assert len(mistakes.value) == len(history.result.mistakes)
+    assert not at.button(key="train.start").disabled and at.button(key="train.stop").disabled
+    trained = at.session_state["cnnviz.trained_model"]
+    assert trained["spec"] == PRESETS["lenet-bn"].spec and trained["label"] == history.title
+
+    # the run's own weights load back into the network; garbage and another network's do not
+    upload(at, "lenet-bn-run1.pt", state_dict_bytes(history.result.model))
+    assert any("Loaded lenet-bn-run1.pt into lenet-bn" in s.value for s in at.success)
+    assert at.session_state["cnnviz.trained_model"]["label"] == "lenet-bn-run1.pt (loaded)"
+
+    upload(at, "garbage.pt", b"this is not a checkpoint")
+    [message] = errors(at)
+    assert "garbage.pt was not loaded" in message and "not a PyTorch state_dict file" in message
+
+    upload(at, "lenet.pt", state_dict_bytes(build(PRESETS["lenet"].spec)))
+    [message] = errors(at)
+    assert "lenet.pt was not loaded" in message and "different network" in message
+    assert at.session_state["cnnviz.trained_model"]["label"] == "lenet-bn-run1.pt (loaded)"
+
+
+def test_a_second_run_overlays_the_first():
+    at = open_train()
+    settings(at, epochs=1, lr=0.9, limit=200)
+    run_to_end(start(at))
+    at.sidebar.selectbox[0].select("lenet-bn").run()
+    settings(at, epochs=1, limit=200)
+    run_to_end(start(at))
+    titles = [r.title for r in at.session_state["train.history"]]
+    assert [t.split(" · ")[0] for t in titles] == ["#1 lenet", "#2 lenet-bn"]
+    assert at.multiselect(key="train.compare").value == titles
+    assert at.selectbox(key="train.results_of").value == titles[1]
+    figure = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert [t["name"] for t in figure["data"] if t.get("meta") == "train loss"] == titles
+
+
+def test_stop_ends_a_run_and_keeps_what_it_learned():
+    at = open_train()
+    settings(at, epochs=200, limit=None)
+    start(at)
+    assert at.button(key="train.start").disabled and not at.button(key="train.stop").disabled
+    assert at.number_input(key="train.lr").disabled  # the settings are the run's now
+    deadline = time.monotonic() + RUN_TIMEOUT_S
+    while not at.session_state["train.active"].points():  # let it learn something first
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    at.button(key="train.stop").click().run()
+    run_to_end(at)
+    assert any("was stopped" in i.value for i in at.info)
+    [history] = at.session_state["train.history"]
+    assert history.state == "stopped" and history.points[-1].epoch < 200
+
+
+# --- failures ------------------------------------------------------------------------------
+
+def test_a_diverging_run_says_so_and_keeps_the_page():
+    at = open_train()  # LeNet without BatchNorm: lr 90 blows up within the first epoch
+    settings(at, lr=90.0)
+    run_to_end(start(at))
+    [message] = errors(at)
+    assert "Run #1 failed" in message and "diverged — lower the learning rate" in message
+    assert at.number_input(key="train.lr").value == 90.0  # the settings are still there
+    assert not at.button(key="train.start").disabled
+
+
+def test_a_data_set_that_cannot_be_downloaded_explains_and_offers_digits():
+    at = open_train()
+    settings(at, dataset="fashion-mnist")
+    run_to_end(start(at))
+    [message] = errors(at)
+    assert "Could not download Fashion-MNIST (no network connection" in message
+    assert "offline 'digits' data set" in message
+    at.button(key="train.use_digits").click().run()
+    assert_ok(at)
+    assert at.selectbox(key="train.dataset").value == "digits"
+
+
+# --- the CSV -------------------------------------------------------------------------------
+
+def test_metrics_csv_has_a_row_per_point_per_run():
+    spec = PRESETS["lenet"].spec
+    first = FinishedRun(1, "lenet · digits", spec, TrainConfig(dataset="digits"), ("0",),
+                        "finished", "done", "cpu",
+                        (Point(0.5, 2.0, 0.3, None, 900.0, 1.0),
+                         Point(1.0, 1.5, 0.5, 0.55, 950.0, 2.0)), None)
+    second = FinishedRun(2, "lenet · mnist", spec, TrainConfig(dataset="mnist"), ("0",),
+                         "stopped", "stopped", "cpu",
+                         (Point(0.25, 2.2, 0.2, None, 800.0, 0.5),), None)
+    rows = list(csv.DictReader(io.StringIO(metrics_csv([first, second], lambda s: "lenet"))))
+    assert list(rows[0]) == list(CSV_COLUMNS)
+    assert [(r["run"], r["epoch"], r["test_acc"]) for r in rows] == \
+        [("1", "0.5", ""), ("1", "1.0", "0.55"), ("2", "0.25", "")]
+    assert rows[2]["dataset"] == "mnist" and rows[2]["state"] == "stopped"
+    assert float(rows[1]["train_loss"]) == 1.5
