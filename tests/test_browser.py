@@ -374,3 +374,33 @@ def test_sidebar_follows_an_edit(page, visit):
     settle(page)
     expect(sidebar).to_contain_text(f"{analyse(edited).summary.total_params:,}")
     expect(sidebar).to_contain_text("edited network")
+
+
+# --- Train --------------------------------------------------------------------------------
+
+def test_a_training_run_draws_its_curve_and_stops(page, visit):
+    """Start lenet-bn on the offline digits, watch the curve grow, stop it."""
+    visit("/train?preset=lenet-bn")
+    page.locator('[data-testid="stMain"] [data-testid="stSelectbox"]').filter(
+        has_text="Data set").first.click()
+    page.get_by_role("option", name="Digits (offline)").click()
+    settle(page)
+    epochs = page.get_by_role("spinbutton", name="Epochs")
+    epochs.fill("500")
+    epochs.press("Enter")
+    settle(page)
+    page.get_by_role("button", name="Start").click()
+    # The live chart: count the plotted points of the train loss line as they come in.
+    points = page.locator('[data-testid="stMain"] .js-plotly-plot .scatterlayer .trace '
+                          '.points path')
+    expect(points.first).to_be_visible(timeout=60_000)
+    first = points.count()
+    page.wait_for_function(
+        f"""() => document.querySelectorAll(
+            '[data-testid="stMain"] .js-plotly-plot .scatterlayer .trace .points path'
+        ).length > {first}""", timeout=60_000)
+    page.get_by_role("button", name="Stop").click()
+    expect(page.locator('[data-testid="stMain"]')).to_contain_text("stopped", timeout=60_000)
+    settle(page)
+    no_exception(page)
+    expect(page.get_by_role("button", name="Start")).to_be_enabled()
