@@ -26,20 +26,18 @@ def split_sizes(dataset: str, limit: int | None) -> tuple[int, int]:
     return (min(train, limit), min(test, limit)) if limit else (train, test)
 
 
-def _import_loaders(dataset: str) -> None:
-    """Import what loading a data set needs in the caller's (the page's) thread.
+def import_loaders() -> None:
+    """Import what loading any data set needs, in the caller's (the page's) thread.
 
     A module half-imported by the worker thread is already in ``sys.modules`` for every other
     thread: while the worker imported scikit-learn (and with it pandas), Plotly on the page
-    found a partial pandas and the live chart failed.
+    found a partial pandas and the live chart failed. Done when the Train page opens, these
+    imports (about 2 s) do not delay the first point after Start either.
     """
     import pandas  # noqa: F401 - Plotly and scikit-learn both look for it
-
-    if DATASETS[dataset].offline:
-        import sklearn.datasets  # noqa: F401
-        import sklearn.model_selection  # noqa: F401
-    else:
-        import torchvision.datasets  # noqa: F401
+    import sklearn.datasets  # noqa: F401
+    import sklearn.model_selection  # noqa: F401
+    import torchvision.datasets  # noqa: F401
 
 
 class TrainingJob:
@@ -59,7 +57,7 @@ class TrainingJob:
         self.created_at = time.monotonic()
 
     def start(self) -> "TrainingJob":
-        _import_loaders(self.config.dataset)
+        import_loaders()  # a no-op once the Train page has done it
         self._state = "loading data"
         self._thread = threading.Thread(target=self._work, name="cnnviz-train-job", daemon=True)
         self._thread.start()

@@ -17,8 +17,11 @@ from cnnviz.training.data import DATASETS, is_downloaded
 from cnnviz.training.engine import estimate_seconds
 from cnnviz.ui import train_results
 from cnnviz.ui.state import current_spec, preset_name
-from cnnviz.ui.train_job import FinishedRun, TrainingJob, format_seconds, split_sizes
+from cnnviz.ui.train_job import (FinishedRun, TrainingJob, format_seconds, import_loaders,
+                                 split_sizes)
 from cnnviz.workbench import analyse
+
+import_loaders()  # once per process, when the Train page first opens
 
 ACTIVE, HISTORY, LAST, COUNT = "train.active", "train.history", "train.last", "train.count"
 ESTIMATES, START_ERROR, DEFAULTS_FOR = "train.estimates", "train.start_error", "train.for"
