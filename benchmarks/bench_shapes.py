@@ -30,6 +30,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # repo root
 
+from machine import cpu_model  # noqa: E402  (benchmarks/machine.py)
 from cnnviz.models import build
 from cnnviz.models.registry import build_meta
 from cnnviz.presets import PRESETS
@@ -48,17 +49,6 @@ def timed(fn) -> float:
 
 def median_ms(fn, repeats: int) -> float:
     return statistics.median(timed(fn) for _ in range(repeats))
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def measure(spec, max_size: int, repeats: int, search_repeats: int) -> dict:

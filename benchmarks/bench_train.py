@@ -55,6 +55,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) 
 import torchvision  # noqa: E402
 from torchvision import transforms  # noqa: E402
 
+from machine import cpu_model  # noqa: E402  (benchmarks/machine.py)
 from cnnviz.models import build  # noqa: E402
 from cnnviz.presets import PRESETS  # noqa: E402
 from cnnviz.shapes.summary import summarize  # noqa: E402
@@ -334,17 +335,6 @@ def load_average() -> str:
         return " ".join(f"{x:.1f}" for x in os.getloadavg())
     except OSError:
         return "unknown"
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def main() -> None:

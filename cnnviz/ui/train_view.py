@@ -297,7 +297,6 @@ def _curves() -> None:
     st.subheader("Curves", anchor=False)
     if history:
         st.multiselect("Runs to show", [r.title for r in history], key=COMPARE,
-                       placeholder="choose earlier runs to overlay",
                        help="compare runs, e.g. LeNet with and without BatchNorm")
     if job is not None:
         _live()
