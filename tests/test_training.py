@@ -60,7 +60,9 @@ def test_points_come_several_times_per_epoch(digits):
                                        points_per_epoch=4, device="cpu"), digits)
     fractions = [p.epoch for p in run.points()]
     assert fractions == sorted(fractions) and len(fractions) >= 8
-    assert fractions[:4] == pytest.approx([0.25, 0.5, 0.75, 1.0], abs=0.03)
+    # The quarter marks are always there (time-based points may come in between).
+    for mark in (0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0):
+        assert any(abs(f - mark) < 0.03 for f in fractions), (mark, fractions)
 
 
 def test_stop_takes_effect_within_a_batch(digits):

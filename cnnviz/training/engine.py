@@ -23,7 +23,8 @@ from cnnviz.training.config import TrainConfig, TrainingError, resolve_device
 from cnnviz.training.data import Dataset, load_dataset
 from cnnviz.training.queue import DEVICES, DeviceQueue
 
-POINT_SECONDS = 2.0  # also emit a point at least this often, so the first one comes early
+POINT_SECONDS = 2.0  # also emit a point at least this often
+FIRST_POINT_SECONDS = 0.5  # and the first one this soon: the curve starts right after Start
 MISTAKES = 16
 
 
@@ -199,7 +200,8 @@ class TrainingRun:
                                              (time.monotonic() - start) / cfg.time_budget
                                              if cfg.time_budget else 0.0))
                 now = time.monotonic()
-                if step in marks or now - last_time >= POINT_SECONDS:
+                due = FIRST_POINT_SECONDS if not self._points else POINT_SECONDS
+                if step in marks or now - last_time >= due:
                     # The only host sync: reading the sums back, a few times per epoch.
                     self._point(epoch + step / steps, loss_sum, correct, bad, seen, None,
                                 (examples - last_seen) / max(now - last_time, 1e-9),
