@@ -292,9 +292,11 @@ def _collect_finished() -> None:
 def _curves() -> None:
     job = st.session_state.get(ACTIVE)
     history = st.session_state.get(HISTORY, [])
-    if job is None and not history:
-        return
     st.subheader("Curves", anchor=False)
+    if job is None and not history:
+        # Empty axes now: the browser loads its chart code before Start, so the first
+        # point of a run shows the moment it exists.
+        st.caption("Loss, accuracy and speed of your runs appear here as they train.")
     if history:
         st.multiselect("Runs to show", [r.title for r in history], key=COMPARE,
                        help="compare runs, e.g. LeNet with and without BatchNorm")
@@ -309,8 +311,7 @@ def _draw_curves(job: TrainingJob | None) -> None:
     runs = [(r.title, r.points) for r in st.session_state.get(HISTORY, []) if r.title in chosen]
     if job is not None:
         runs.append((f"#{job.number} {job.label} (this run)", job.points()))
-    if runs:
-        st.plotly_chart(curves_figure(runs), key="train.curves")
+    st.plotly_chart(curves_figure(runs), key="train.curves")
 
 
 @st.fragment(run_every=POLL_SECONDS)
