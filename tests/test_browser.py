@@ -304,13 +304,19 @@ def test_build_shape_flow_of_resnet18(page, visit):
 
 # --- Build: a size that does not run --------------------------------------------------------
 
+def type_failing_size(page, n: int):
+    """Type ``n`` into Build's input size; the diagnosis alert that must appear."""
+    size = page.get_by_role("spinbutton", name="input size", exact=True)
+    size.fill(str(n))
+    size.press("Enter")
+    alert = page.locator('[data-testid="stAlert"]').filter(has_text=f"Does not run at {n}×{n}")
+    expect(alert).to_be_visible()
+    return size, alert
+
+
 def test_a_failing_size_typed_in_shows_the_diagnosis(page, visit):
     visit("/build?preset=nin")
-    size = page.get_by_role("spinbutton", name="input size", exact=True)
-    size.fill("20")
-    size.press("Enter")
-    alert = page.locator('[data-testid="stAlert"]').filter(has_text="Does not run at 20×20")
-    expect(alert).to_be_visible()
+    _, alert = type_failing_size(page, 20)
     expect(alert).to_contain_text("MaxPool2d")
     expect(alert).to_contain_text("Nearest sizes that work")
     settle(page)
@@ -335,11 +341,7 @@ def test_a_link_to_notes_alexnet_at_100_shows_the_diagnosis(page, visit):
 
 def test_notes_alexnet_size_typed_in_shows_the_diagnosis(page, visit):
     visit("/build?preset=notes-alexnet")
-    size = page.get_by_role("spinbutton", name="input size", exact=True)
-    size.fill("100")
-    size.press("Enter")
-    alert = page.locator('[data-testid="stAlert"]').filter(has_text="Does not run at 100×100")
-    expect(alert).to_be_visible()
+    size, alert = type_failing_size(page, 100)
     expect(alert).to_contain_text("Linear")
     assert "net=" in page.url
     settle(page)

@@ -1,6 +1,7 @@
 """Family name → builder, in the style of timm's ``register_model``/``create_model``."""
 from __future__ import annotations
 
+import contextlib
 import functools
 from typing import Callable
 
@@ -31,7 +32,7 @@ def build(spec, device: str | torch.device | None = None) -> nn.Module:
     if problems:
         raise SpecError(problems)
     try:
-        with torch.device(device) if device is not None else _nullcontext():
+        with torch.device(device) if device is not None else contextlib.nullcontext():
             return _BUILDERS[spec.family](spec)
     except (RuntimeError, OverflowError, MemoryError) as exc:
         # Within the spec's bounds this should not happen; if PyTorch still refuses (a
@@ -47,14 +48,6 @@ def build_meta(spec) -> nn.Module:
     Shared between callers: treat it as read-only.
     """
     return build(spec, device="meta")
-
-
-class _nullcontext:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
 
 
 def flat_features(features: nn.Module, spec) -> int:
