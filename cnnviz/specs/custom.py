@@ -10,27 +10,39 @@ from dataclasses import dataclass
 from typing import ClassVar, Union
 
 from cnnviz.errors import Problem
-from cnnviz.specs.families import InceptionCfg, NiNBlockCfg
-from cnnviz.specs.fields import knob
+from cnnviz.specs.families import (CONV_KERNEL_DOC, CONV_STRIDE_DOC, DENSE_NUM_CONVS_DOC,
+                                   GROWTH_RATE_DOC, NUM_CHANNELS, OUT_CHANNELS_DOC, OUT_SIZE,
+                                   VGG_NUM_CONVS, VGG_OUT_CHANNELS, InceptionCfg, NiNBlockCfg,
+                                   channels_knob, dropout_knob, in_channels_knob,
+                                   input_size_knob, kernel_knob, num_classes_knob,
+                                   padding_knob, stride_knob)
+from cnnviz.specs.fields import Knob, knob
 
 
 @dataclass(frozen=True)
 class Conv:
     type: ClassVar[str] = "conv"
-    out_channels: int = knob(min=1)
-    kernel: int = knob(min=1)
-    stride: int = knob(1, min=1)
-    padding: int = knob(0, min=0)
-    dilation: int = knob(1, min=1)
-    bias: bool = knob(True)
+    out_channels: int = channels_knob(doc=OUT_CHANNELS_DOC)
+    kernel: int = kernel_knob(doc=CONV_KERNEL_DOC)
+    stride: int = stride_knob(doc=CONV_STRIDE_DOC)
+    padding: int = padding_knob()
+    dilation: int = knob(1, min=1, max=64, slider=(1, 4),
+                         doc="dilation d: gaps between the kernel's taps, so it spans "
+                             "d·(k − 1) + 1 pixels; out = ⌊(n + 2p − d·(k − 1) − 1)/s⌋ + 1")
+    bias: bool = knob(True, doc="a learned bias per output channel (c_out parameters); off "
+                                "when a BatchNorm follows")
 
 
 @dataclass(frozen=True)
 class _Pool:
-    kernel: int = knob(min=1)
-    stride: int | None = knob(None, min=1, doc="null: same as kernel (PyTorch's default)")
-    padding: int = knob(0, min=0)
-    ceil_mode: bool = knob(False)
+    kernel: int = kernel_knob(doc=f"window k×k; {OUT_SIZE}; no parameters, channels "
+                                  "unchanged")
+    stride: int | None = knob(None, min=1, max=1024, slider=(0, 8),
+                              doc=f"step s of the window; {OUT_SIZE}. null (0 here): the "
+                                  "same as the kernel, PyTorch's default")
+    padding: int = padding_knob(doc=f"padding p on each side (at most k // 2); {OUT_SIZE}")
+    ceil_mode: bool = knob(False, doc="round up: out = ⌈(n + 2p − k)/s⌉ + 1, so a partial "
+                                      "last window still counts")
 
     def check(self) -> list[Problem]:
         if self.padding > self.kernel // 2:
@@ -52,7 +64,9 @@ class AvgPool(_Pool):
 @dataclass(frozen=True)
 class AdaptiveAvgPool:
     type: ClassVar[str] = "adaptive_avg_pool"
-    output_size: int = knob(1, min=1)
+    output_size: int = knob(1, min=1, max=256, slider=(1, 14),
+                            doc="output side n: the map becomes n×n whatever its input size "
+                                "(1: global average pooling); channels unchanged")
 
 
 @dataclass(frozen=True)
@@ -78,7 +92,8 @@ class GELU:
 @dataclass(frozen=True)
 class Dropout:
     type: ClassVar[str] = "dropout"
-    p: float = knob(0.5, min=0.0, lt=1.0)
+    p: float = dropout_knob(0.5, doc="probability p of zeroing each value in training "
+                                     "(the rest are scaled by 1/(1 − p)); no parameters")
 
 
 @dataclass(frozen=True)
@@ -89,15 +104,18 @@ class Flatten:
 @dataclass(frozen=True)
 class Linear:
     type: ClassVar[str] = "linear"
-    in_features: int = knob(min=1)
-    out_features: int = knob(min=1)
+    in_features: int = knob(min=1, max=100_000_000,
+                            doc="inputs the Linear expects: C·H·W after Flatten, so it fixes "
+                                "the input sizes that fit; in·out + out parameters")
+    out_features: int = knob(min=1, max=1_000_000, doc="outputs of the Linear (num_classes for "
+                                                       "the last one)")
 
 
 @dataclass(frozen=True)
 class VGGBlockLayer:
     type: ClassVar[str] = "vgg_block"
-    num_convs: int = knob(min=1)
-    out_channels: int = knob(min=1)
+    num_convs: int = VGG_NUM_CONVS.field()
+    out_channels: int = VGG_OUT_CHANNELS.field()
 
 
 @dataclass(frozen=True)
@@ -113,9 +131,12 @@ class InceptionLayer(InceptionCfg):
 @dataclass(frozen=True)
 class ResidualLayer:
     type: ClassVar[str] = "residual"
-    num_channels: int = knob(min=1)
-    use_1x1conv: bool = knob(False)
-    strides: int = knob(1, min=1)
+    num_channels: int = NUM_CHANNELS.field()
+    use_1x1conv: bool = knob(False, doc="shortcut through a 1×1 conv (stride strides) to "
+                                        "num_channels channels; needed when the shape changes")
+    strides: int = knob(1, min=1, max=1024, slider=(1, 4),
+                        doc=f"stride of the first 3×3 conv and the shortcut; {OUT_SIZE}, so 2 "
+                            "halves height and width")
 
     def check(self) -> list[Problem]:
         if self.strides != 1 and not self.use_1x1conv:
@@ -127,14 +148,17 @@ class ResidualLayer:
 @dataclass(frozen=True)
 class DenseBlockLayer:
     type: ClassVar[str] = "dense_block"
-    num_convs: int = knob(min=1)
-    growth_rate: int = knob(min=1)
+    num_convs: int = knob(min=1, max=64, slider=(1, 8), label="num convs",
+                          doc=DENSE_NUM_CONVS_DOC)
+    growth_rate: int = channels_knob(doc=GROWTH_RATE_DOC)
 
 
 @dataclass(frozen=True)
 class TransitionLayer:
     type: ClassVar[str] = "transition"
-    out_channels: int = knob(min=1)
+    out_channels: int = channels_knob(doc="channels after the transition's 1×1 conv (the "
+                                          "book halves them); then 2×2 average pooling halves "
+                                          "height and width")
 
 
 Layer = Union[Conv, MaxPool, AvgPool, AdaptiveAvgPool, BatchNorm, ReLU, Sigmoid, GELU, Dropout,
@@ -148,7 +172,15 @@ class CustomSpec:
     """Any chain of layers and blocks. ``num_classes`` is what the last layer should output."""
 
     family: ClassVar[str] = "custom"
-    in_channels: int = knob(1, min=1)
-    num_classes: int = knob(10, min=1)
-    input_size: int = knob(224, min=1)
-    layers: tuple[Layer, ...] = knob((), nonempty=True)
+    in_channels: int = in_channels_knob(doc="channels of the input image: what the first "
+                                            "layer receives; later ones take the channels "
+                                            "of the layer before")
+    num_classes: int = num_classes_knob(doc="class scores the last layer should output (not "
+                                            "enforced: a note says when it does not)")
+    input_size: int = input_size_knob(224, doc="side n of the square n×n input the network is "
+                                               "meant for (a linear names its in_features "
+                                               "itself)")
+    layers: tuple[Layer, ...] = knob(
+        (), nonempty=True, max_items=200,
+        item=Knob(label="layer", doc="one layer or block; its type key says which"),
+        doc="the chain of layers and blocks, in order")

@@ -1,8 +1,9 @@
 """Typed, validated fields for spec dataclasses, and their exact JSON round trip.
 
-A spec class is a frozen dataclass whose fields are declared with :func:`knob`. From its type
-hints and the knob's bounds, :func:`from_dict` parses JSON-like data and reports *every*
-problem with its field path; :func:`to_dict` writes the same data back.
+A spec class is a frozen dataclass whose fields are declared with :func:`knob`: one
+:class:`Knob` per field says its bounds, its label, its widget and its help text. From the type
+hints and the knobs, :func:`from_dict` parses JSON-like data and reports *every* problem with
+its field path; :func:`to_dict` writes the same data back. The editor reads the same knobs.
 """
 from __future__ import annotations
 
@@ -17,28 +18,71 @@ from cnnviz.errors import Problem, SpecError
 
 _INVALID = object()  # a value that failed to parse; its problem is already recorded
 
-# Upper bounds, by field name, that keep every valid spec buildable in a moment and within
-# PyTorch's integer limits: far above anything the book trains. Other integers (channels,
-# widths) stop at INT_MAX; per-position limits apply to pairs like VGG's (num_convs, channels).
+# An integer knob with no ``max`` of its own (channels, widths) stops here: far above anything
+# the book trains, and it keeps every valid spec buildable in a moment within PyTorch's limits.
 INT_MAX = 65_536
-INT_LIMITS = {"in_channels": 64, "num_classes": 100_000, "input_size": 8192, "kernel": 1024,
-              "stride": 1024, "padding": 1024, "dilation": 64, "pool_kernel": 1024,
-              "pool_stride": 1024, "adaptive_pool": 256, "output_size": 256,
-              "branch3_kernel": 1024, "num_convs": 32, "bottleneck_size": 16,
-              "in_features": 100_000_000, "out_features": 1_000_000}
-PAIR_LIMITS = {"arch": (32, INT_MAX), "stages": (64, INT_MAX)}
-ITEM_LIMITS = {"num_convs_in_dense_blocks": 64}
-MAX_ITEMS = {"layers": 200}
-DEFAULT_MAX_ITEMS = 32
 
 
-def knob(default: Any = dataclasses.MISSING, *, min: float | None = None,
-         max: float | None = None, gt: float | None = None, lt: float | None = None,
-         choices: tuple[str, ...] | None = None, nonempty: bool = False, doc: str = "") -> Any:
-    """A spec field. Bounds apply to the value, or to every number inside a tuple."""
-    meta = {"min": min, "max": max, "gt": gt, "lt": lt, "choices": choices,
-            "nonempty": nonempty, "doc": doc}
-    return dataclasses.field(default=default, metadata=meta)
+@dataclasses.dataclass(frozen=True)
+class Knob:
+    """Everything about one knob, said once: the validators and the editor both read it.
+
+    Hard bounds (``min``, ``max``, ``gt``, ``lt``, ``choices``) are checked on every spec; an
+    integer without ``max`` stops at :data:`INT_MAX`. A tuple value describes its numbers through
+    ``parts`` (one knob per position of a fixed-length tuple, such as VGG's
+    (num_convs, out_channels)) or ``item`` (every item of a variable-length tuple; for a tuple
+    of dataclasses only its label is used, the dataclass's own knobs do the rest), and bounds
+    its length with ``nonempty`` and ``max_items``.
+
+    The editor shows ``label`` (default: the field's name with spaces) and ``doc`` as the
+    widget's help. A number is a slider over the soft range ``slider`` when that is set, else a
+    number box up to the soft maximum ``box_max``; soft ranges widen to include the current
+    value. ``count`` is the soft range of a variable-length tuple's count slider (default
+    1 or 0 to 8).
+    """
+
+    doc: str
+    label: str = ""
+    min: float | None = None
+    max: float | None = None
+    gt: float | None = None
+    lt: float | None = None
+    choices: tuple[str, ...] | None = None
+    nonempty: bool = False
+    max_items: int = 32
+    item: Knob | None = None
+    parts: tuple[Knob, ...] = ()
+    slider: tuple[float, float] | None = None
+    box_max: int = 4096
+    count: tuple[int, int] | None = None
+
+    def upper(self, number: float) -> float | None:
+        """The largest value allowed for ``number`` (integers stop at INT_MAX by default)."""
+        if self.max is not None:
+            return self.max
+        return INT_MAX if isinstance(number, int) else None
+
+    def field(self, default: Any = dataclasses.MISSING) -> Any:
+        """A dataclass field described by this knob."""
+        return dataclasses.field(default=default, metadata={"knob": self})
+
+
+def knob(default: Any = dataclasses.MISSING, *, doc: str, label: str = "",
+         min: float | None = None, max: float | None = None, gt: float | None = None,
+         lt: float | None = None, choices: tuple[str, ...] | None = None,
+         nonempty: bool = False, max_items: int = 32, item: Knob | None = None,
+         parts: tuple[Knob, ...] = (), slider: tuple[float, float] | None = None,
+         box_max: int = 4096, count: tuple[int, int] | None = None) -> Any:
+    """A spec field and its :class:`Knob` (see there for what each argument means)."""
+    return Knob(doc=doc, label=label, min=min, max=max, gt=gt, lt=lt, choices=choices,
+                nonempty=nonempty, max_items=max_items, item=item, parts=parts, slider=slider,
+                box_max=box_max, count=count).field(default)
+
+
+def knob_of(f: dataclasses.Field) -> Knob:
+    """The knob of a spec field, its label filled in from the field's name when not given."""
+    k = f.metadata["knob"]
+    return k if k.label else dataclasses.replace(k, label=f.name.replace("_", " "))
 
 
 def _type_name(tp: Any) -> str:
@@ -149,13 +193,13 @@ def _parse_dataclass(cls: type, value: Any, path: str, problems: list[Problem]) 
             if f.default is dataclasses.MISSING:
                 problems.append(Problem(f"{prefix}{name}", "required"))
             else:  # a default can still break a bound (an empty layer list)
-                _check_bounds(f, f.default, f"{prefix}{name}", problems)
+                _check(f.metadata["knob"], f.default, f"{prefix}{name}", problems)
             continue
         parsed = _parse(hints[name], value[name], f"{prefix}{name}", problems)
         if parsed is _INVALID:
             continue
         before = len(problems)
-        _check_bounds(f, parsed, f"{prefix}{name}", problems)
+        _check(f.metadata["knob"], parsed, f"{prefix}{name}", problems)
         if len(problems) == before:
             kwargs[name] = parsed
     if len(kwargs) != sum(1 for n in fields if n in value):
@@ -170,44 +214,32 @@ def _parse_dataclass(cls: type, value: Any, path: str, problems: list[Problem]) 
     return obj
 
 
-def _numbers(value: Any, path: str):
+def _check(k: Knob, value: Any, path: str, problems: list[Problem]) -> None:
+    """Every bound of knob ``k`` that ``value`` breaks (nested dataclasses check themselves)."""
     if isinstance(value, tuple):
+        if k.nonempty and not value:
+            problems.append(Problem(path, "must not be empty"))
+        if len(value) > k.max_items:
+            problems.append(Problem(path, f"at most {k.max_items} items, got {len(value)}"))
         for i, item in enumerate(value):
-            yield from _numbers(item, f"{path}[{i}]")
-    elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        yield path, value
-
-
-def _upper(name: str, where: str, path: str) -> int:
-    """The largest integer allowed at ``where`` (a position inside field ``name``)."""
-    if name in PAIR_LIMITS and where.endswith("]"):
-        return PAIR_LIMITS[name][int(where[where.rindex("[") + 1:-1])]
-    return INT_LIMITS.get(name) or ITEM_LIMITS.get(name) or INT_MAX
-
-
-def _check_bounds(f: dataclasses.Field, value: Any, path: str, problems: list[Problem]) -> None:
-    meta = f.metadata
-    if not meta:
+            sub = k.parts[i] if k.parts else k.item
+            if sub is not None:
+                _check(sub, item, f"{path}[{i}]", problems)
         return
-    if meta["nonempty"] and isinstance(value, tuple) and not value:
-        problems.append(Problem(path, "must not be empty"))
-    most = MAX_ITEMS.get(f.name, DEFAULT_MAX_ITEMS)
-    if isinstance(value, tuple) and len(value) > most:
-        problems.append(Problem(path, f"at most {most} items, got {len(value)}"))
-    if meta["choices"] and value not in meta["choices"]:
-        problems.append(Problem(path, f"must be one of {', '.join(meta['choices'])}; "
+    if k.choices and value not in k.choices:
+        problems.append(Problem(path, f"must be one of {', '.join(k.choices)}; "
                                       f"got {_show(value)}"))
-    for where, number in _numbers(value, path):
-        if meta["min"] is not None and number < meta["min"]:
-            problems.append(Problem(where, f"must be ≥ {meta['min']}, got {number}"))
-        upper = meta["max"] if meta["max"] is not None else (
-            _upper(f.name, where, path) if isinstance(number, int) else None)
-        if upper is not None and number > upper:
-            problems.append(Problem(where, f"must be ≤ {upper:,}, got {_show(number)}"))
-        if meta["gt"] is not None and number <= meta["gt"]:
-            problems.append(Problem(where, f"must be > {meta['gt']}, got {number}"))
-        if meta["lt"] is not None and number >= meta["lt"]:
-            problems.append(Problem(where, f"must be < {meta['lt']}, got {number}"))
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return
+    if k.min is not None and value < k.min:
+        problems.append(Problem(path, f"must be ≥ {k.min}, got {value}"))
+    upper = k.upper(value)
+    if upper is not None and value > upper:
+        problems.append(Problem(path, f"must be ≤ {upper:,}, got {_show(value)}"))
+    if k.gt is not None and value <= k.gt:
+        problems.append(Problem(path, f"must be > {k.gt}, got {value}"))
+    if k.lt is not None and value >= k.lt:
+        problems.append(Problem(path, f"must be < {k.lt}, got {value}"))
 
 
 def field_problems(obj: Any, path: str = "") -> list[Problem]:

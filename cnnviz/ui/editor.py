@@ -1,7 +1,8 @@
 """The architecture editor: block sliders for every knob of a family, and the custom layer list.
 
-Widgets are generated from the spec dataclasses' fields (types and bounds), so every knob of
-every family is editable and a new knob needs no new widget code.
+Widgets are generated from the spec dataclasses' fields: each field's :class:`Knob` gives the
+label, the widget (slider or number box, and its soft range) and the help text, so every knob
+of every family is editable and a new knob needs no new widget code.
 """
 from __future__ import annotations
 
@@ -13,117 +14,90 @@ import streamlit as st
 
 from cnnviz.specs import custom as L
 from cnnviz.specs.custom import LAYER_TYPES
+from cnnviz.specs.fields import Knob, knob_of
 from cnnviz.ui.state import replace_spec, widget_key
 from cnnviz.workbench import features_before
 
-# (low, high) for sliders; other integers get a number box (channels, widths, sizes).
-SLIDERS = {"num_residuals": (1, 8), "kernel": (1, 15), "stride": (1, 8), "padding": (0, 10), "dilation": (1, 4),
-           "pool_kernel": (1, 7), "pool_stride": (1, 7), "adaptive_pool": (0, 14),
-           "branch3_kernel": (1, 9), "num_convs": (1, 8), "bottleneck_size": (0, 8),
-           "in_channels": (1, 4), "output_size": (1, 14), "strides": (1, 4)}
-NUMBER_MAX = {"input_size": 1024}
-COUNTS = {"convs": (1, 8), "dense": (0, 4), "arch": (1, 8), "blocks": (1, 6), "b3": (1, 6),
-          "b4": (1, 8), "b5": (1, 6), "stages": (1, 6), "num_convs_in_dense_blocks": (1, 6)}
-LABELS = {"arch": "VGG blocks (num_convs, out_channels)", "dense": "dense layer widths",
-          "convs": "convolutions", "blocks": "NiN blocks",
-          "stages": "stages (num_residuals, num_channels)",
-          "num_convs_in_dense_blocks": "dense blocks (convs in each)",
-          "b3": "b3 Inception blocks", "b4": "b4 Inception blocks", "b5": "b5 Inception blocks",
-          "stem_channels": "stem channels", "c2": "c2 (1×1, 3×3)", "c3": "c3 (1×1, 5×5)",
-          "num_classes": "classes", "input_size": "input size"}
-# Names for the parts of fixed-length tuples (a VGG block's pair, an Inception path's pair).
-PART_NAMES = {"arch": ("num_convs", "out_channels"), "stages": ("num_residuals", "num_channels"),
-              "c2": ("c2 1×1", "c2 3×3"), "c3": ("c3 1×1", "c3 k×k"),
-              "stem_channels": ("b1 conv", "b2 1×1", "b2 3×3")}
-ITEM_NAMES = {"num_convs_in_dense_blocks": "num_convs", "dense": "width"}
-HEADER_FIELDS = ("in_channels", "num_classes", "input_size")
+HEADER_FIELDS = ("in_channels", "num_classes", "input_size")  # side by side at the top
 
 
-def _label(name: str) -> str:
-    return LABELS.get(name, name.replace("_", " "))
+def _int(k: Knob, value: int, path: str, label: str | None = None) -> int:
+    """A slider over the knob's soft range, or a number box up to its soft maximum."""
+    label = label or k.label
+    if k.slider:
+        lo, hi = (int(b) for b in k.slider)
+        return st.slider(label, min(lo, value), max(hi, value), value, key=widget_key(path),
+                         help=k.doc)
+    low = int(k.min or 0)
+    return int(st.number_input(label, min_value=min(low, value),
+                               max_value=max(k.box_max, value), value=value, step=1,
+                               key=widget_key(path), help=k.doc))
 
 
-def _int(name: str, label: str, value: int, path: str, low: int = 0,
-         help: str | None = None) -> int:
-    if name in SLIDERS:
-        lo, hi = SLIDERS[name]
-        lo, hi = min(lo, value), max(hi, value)
-        return st.slider(label, lo, hi, value, key=widget_key(path), help=help)
-    hi = max(NUMBER_MAX.get(name, 4096), value)
-    return int(st.number_input(label, min_value=min(low, value), max_value=hi, value=value,
-                               step=1, key=widget_key(path), help=help))
-
-
-def _singular(title: str) -> str:
-    """ "VGG blocks" → "VGG block": the caption of one item of a list."""
-    return title[:-1] if title.endswith("s") else title
-
-
-def _value(name: str, tp, value, path: str, meta) -> typing.Any:
+def _value(k: Knob, tp, value, path: str) -> typing.Any:
     """One widget (or group) for a field value; returns the edited value."""
-    label = _label(name)
     origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        # int | None: 0 stands for None ("same as kernel")
-        chosen = _int(name, label, value or 0, path, help="0: the same as the kernel size")
-        return chosen or None
+    if origin in (typing.Union, types.UnionType):  # int | None: 0 stands for None
+        return _int(k, value or 0, path) or None
     if dataclasses.is_dataclass(tp):
         return _dataclass(tp, value, path)
     if origin is tuple:
-        return _tuple(name, typing.get_args(tp), value, path, meta)
+        return _tuple(k, typing.get_args(tp), value, path)
     if tp is bool:
-        return st.toggle(label, value, key=widget_key(path))
+        return st.toggle(k.label, value, key=widget_key(path), help=k.doc)
     if tp is str:
-        choices = list(meta.get("choices") or [value])
-        return st.selectbox(label, choices, index=choices.index(value), key=widget_key(path))
+        choices = list(k.choices or [value])
+        return st.selectbox(k.label, choices, index=choices.index(value), key=widget_key(path),
+                            help=k.doc)
     if tp is float:
-        lo = 0.05 if meta.get("gt") == 0.0 else 0.0
-        hi = 0.95 if meta.get("lt") == 1.0 else 1.0
-        return st.slider(label, lo, hi, min(max(value, lo), hi), 0.05, key=widget_key(path))
-    return _int(name, label, value, path, int(meta.get("min") or 0))
+        lo, hi = k.slider or (0.0, 1.0)
+        return st.slider(k.label, lo, hi, min(max(value, lo), hi), 0.05, key=widget_key(path),
+                         help=k.doc)
+    return _int(k, value, path)
+
+
+def _field(cls, name: str, obj, path: str) -> typing.Any:
+    """The widget for field ``name`` of ``obj`` (an instance of ``cls``)."""
+    f = next(f for f in dataclasses.fields(cls) if f.name == name)
+    return _value(knob_of(f), typing.get_type_hints(cls)[name], getattr(obj, name), path)
 
 
 def _dataclass(cls, obj, path: str, per_row: int = 3):
     """A part's fields side by side, ``per_row`` to a row so labels stay readable."""
     fields = dataclasses.fields(cls)
-    hints = typing.get_type_hints(cls)
     values = {}
     for start in range(0, len(fields), per_row):
         row = fields[start:start + per_row]
         for col, f in zip(st.columns(per_row), row):
             with col:
-                values[f.name] = _value(f.name, hints[f.name], getattr(obj, f.name),
-                                        f"{path}.{f.name}", f.metadata)
+                values[f.name] = _field(cls, f.name, obj, f"{path}.{f.name}")
     return cls(**values)
 
 
-def _tuple(name: str, args, value: tuple, path: str, meta) -> tuple:
+def _tuple(k: Knob, args, value: tuple, path: str) -> tuple:
     if not (len(args) == 2 and args[1] is Ellipsis):  # fixed length: (a, b) or (a, b, c)
-        names = PART_NAMES.get(name) or [f"{_label(name)} {i + 1}" for i in range(len(args))]
         out = []
-        for i, (col, item) in enumerate(zip(st.columns(len(args)), value)):
+        for i, (col, part, item) in enumerate(zip(st.columns(len(args)), k.parts, value)):
             with col:
-                out.append(_int(names[i], _label(names[i]), item, f"{path}[{i}]", 1))
+                out.append(_int(part, item, f"{path}[{i}]"))
         return tuple(out)
-    lo, hi = COUNTS.get(name, (1 if meta.get("nonempty") else 0, 8))
-    title = _label(name).split(" (")[0]
-    st.markdown(f"**{_label(name)}**")
+    lo, hi = k.count or (1 if k.nonempty else 0, 8)
+    title = k.label.split(" (")[0]
+    st.markdown(f"**{k.label}**")
     count = st.slider(f"number of {title}", lo, max(hi, len(value)), len(value),
-                      key=widget_key(f"{path}#count"))
+                      key=widget_key(f"{path}#count"), help=k.doc)
     # A new stage starts as a copy of the last one, as when the book stacks blocks.
     items = list(value[:count]) + [value[-1] if value else 64] * (count - len(value))
     if args[0] is int:
-        item_name = ITEM_NAMES.get(name, name)
         out = []
         for i, (col, item) in enumerate(zip(st.columns(max(count, 1)), items)):
             with col:
-                out.append(_int(item_name, f"{_singular(title)} {i + 1}", item,
-                                f"{path}[{i}]", 1))
+                out.append(_int(k.item, item, f"{path}[{i}]", f"{k.item.label} {i + 1}"))
         return tuple(out)
     out = []
     for i, item in enumerate(items):
-        st.caption(f"{_singular(title)} {i + 1}")
-        out.append(_value(name, args[0], item, f"{path}[{i}]", meta))
+        st.caption(f"{k.item.label} {i + 1}", help=k.item.doc)
+        out.append(_value(k.item, args[0], item, f"{path}[{i}]"))
     return tuple(out)
 
 
@@ -131,24 +105,21 @@ def edit_family_spec(spec):
     """Widgets for every field of a family spec; returns the edited spec."""
     cls = type(spec)
     hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
+    names = [f.name for f in dataclasses.fields(cls)]
     values = {}
-    cols = st.columns(3)
-    for col, name in zip(cols, HEADER_FIELDS):
+    for col, name in zip(st.columns(3), HEADER_FIELDS):
         with col:
-            values[name] = _value(name, hints[name], getattr(spec, name), name,
-                                  fields[name].metadata)
-    simple = [n for n in fields if n not in HEADER_FIELDS and typing.get_origin(hints[n]) is not tuple]
-    grouped = [n for n in fields if n not in HEADER_FIELDS and n not in simple]
+            values[name] = _field(cls, name, spec, name)
+    simple = [n for n in names
+              if n not in HEADER_FIELDS and typing.get_origin(hints[n]) is not tuple]
+    grouped = [n for n in names if n not in HEADER_FIELDS and n not in simple]
     cols = st.columns(2)
     for i, name in enumerate(simple):
         with cols[i % 2]:
-            values[name] = _value(name, hints[name], getattr(spec, name), name,
-                                  fields[name].metadata)
+            values[name] = _field(cls, name, spec, name)
     for name in grouped:
         with st.container(border=True):
-            values[name] = _value(name, hints[name], getattr(spec, name), name,
-                                  fields[name].metadata)
+            values[name] = _field(cls, name, spec, name)
     return cls(**values)
 
 
@@ -177,13 +148,10 @@ def edit_custom_spec(spec, shapes: dict[str, str]):
     ``shapes`` maps a layer's index (as a string) to its output shape, shown beside it.
     """
     cls = type(spec)
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
     values = {}
     for col, name in zip(st.columns(3), HEADER_FIELDS):
         with col:
-            values[name] = _value(name, hints[name], getattr(spec, name), name,
-                                  fields[name].metadata)
+            values[name] = _field(cls, name, spec, name)
     layers = list(spec.layers)
     for i, layer in enumerate(spec.layers):
         with st.container(border=True):
@@ -214,9 +182,13 @@ def edit_custom_spec(spec, shapes: dict[str, str]):
                     layers[i] = dataclasses.replace(layers[i], in_features=fits)
                     _restructure(dataclasses.replace(spec, **values), layers)
     kind, where, add = st.columns([3, 2, 2], vertical_alignment="bottom")
-    new_type = kind.selectbox("Add a layer or block", list(NEW_LAYERS), key="custom.add.type")
+    new_type = kind.selectbox("Add a layer or block", list(NEW_LAYERS), key="custom.add.type",
+                              help="the layer or block to insert; it starts with typical "
+                                   "values, which you then edit like any other layer")
     position = where.number_input("at position", 0, len(layers), len(layers),
-                                  key=widget_key("custom.add.position"))
+                                  key=widget_key("custom.add.position"),
+                                  help="index the new layer takes: 0 puts it first, the "
+                                       "largest value last")
     if add.button("Add", key="custom.add.button", type="primary"):
         layers.insert(int(position), NEW_LAYERS[new_type])
         _restructure(dataclasses.replace(spec, **values), layers)
