@@ -17,8 +17,9 @@ from streamlit.testing.v1 import AppTest
 
 from cnnviz.presets import BOOK_PRESETS, PRESETS
 from cnnviz.shapes.sizes import valid_sizes
-from cnnviz.specs import FAMILIES, SPEC_CLASSES, spec_to_json
+from cnnviz.specs import FAMILIES, SPEC_CLASSES, VGGSpec, spec_to_json
 from cnnviz.specs import custom as L
+from cnnviz.specs.fields import knob_of
 from cnnviz.specs.url import spec_to_token
 from cnnviz.ui import routing
 from cnnviz.ui.sidebar import EDITED
@@ -277,6 +278,43 @@ def test_build_switches_to_every_family(family):
     assert by_label(at.selectbox, "Family").value == family
     assert params_help(at) == [f"{true_params(expected):,}"]
     assert not errors(at)
+
+
+# --- every editor widget explains its knob ---------------------------------------------------
+
+def editor_widgets(at: AppTest) -> list:
+    """The editor's sliders, number boxes, toggles and selectboxes: those keyed for the spec
+    (``edit{version}.{path}``, see ``widget_key``) and the custom editor's "Add" row."""
+    return [w for kind in ("slider", "number_input", "toggle", "selectbox")
+            for w in getattr(at.main, kind)
+            if w.key and (w.key.startswith("edit") or w.key.startswith("custom.add"))]
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_every_editor_widget_has_help(family):
+    at = open_app("build", preset="densenet" if family == "lenet" else "lenet")
+    by_label(at.selectbox, "Family").select(family).run()
+    assert_ok(at)
+    widgets = editor_widgets(at)
+    assert len(widgets) >= 10
+    assert {type(w).__name__ for w in widgets} >= {"Slider", "NumberInput", "Toggle"}
+    assert [w.key for w in widgets if not w.help.strip()] == []
+
+
+def test_editor_widgets_show_their_knobs_label_and_help():
+    def vgg_knob(name: str):
+        return knob_of(next(f for f in dataclasses.fields(VGGSpec) if f.name == name))
+
+    at = open_app("build", net=spec_to_token(edited_copy("vgg")))
+    arch = vgg_knob("arch")
+    count = by_key_suffix(at.slider, "arch#count")
+    assert (count.label, count.help) == ("number of VGG blocks", arch.doc)
+    for i, part in enumerate(arch.item.parts):
+        widget = by_key_suffix(at.slider if part.slider else at.number_input, f"arch[0][{i}]")
+        assert (widget.label, widget.help) == (part.label, part.doc)
+    dropout = by_label(at.slider, "dropout")
+    assert dropout.help == vgg_knob("dropout").doc
+    assert (dropout.min, dropout.max) == vgg_knob("dropout").slider
 
 
 # --- sliders at their extremes ---------------------------------------------------------------
