@@ -6,6 +6,7 @@ import dataclasses
 import re
 import types
 import typing
+from pathlib import Path
 
 import pytest
 
@@ -245,3 +246,55 @@ def test_a_float_bound_comes_from_the_knob():
     assert spec_from_dict({"family": "densenet", "compression": 1.0}).compression == 1.0
     with pytest.raises(SpecError, match=r"^compression: must be ≤ 1\.0, got 1\.5$"):
         spec_from_dict({"family": "densenet", "compression": 1.5})
+
+
+# --- docs/config.md lists the upper bounds, as the knobs declare them ---------------------------
+
+def _owner(cls: type) -> str:
+    """How docs/config.md names the objects a class describes."""
+    if hasattr(cls, "family"):
+        return f"`{cls.family}`"
+    if hasattr(cls, "type"):
+        return f"`{cls.type}` layers"
+    return {"ConvLayer": "conv objects", "NiNBlockCfg": "NiN block objects",
+            "InceptionCfg": "Inception objects"}[cls.__name__]
+
+
+def _maxima(k: Knob, tp, path: str):
+    """(path, largest value) of every number below ``k`` whose knob declares its maximum."""
+    args = typing.get_args(tp)
+    if typing.get_origin(tp) is tuple:
+        if len(args) == 2 and args[1] is Ellipsis:
+            if k.item is not None:
+                yield from _maxima(k.item, args[0], f"{path}[i]")
+        else:
+            for i, (part, arg) in enumerate(zip(k.parts, args)):
+                yield from _maxima(part, arg, f"{path}[{i}]")
+    elif typing.get_origin(tp) in (typing.Union, types.UnionType) or tp is int:
+        if k.max is not None:
+            yield path, k.max
+
+
+def bounds_table() -> str:
+    """The markdown table of docs/config.md's "Upper bounds", from the knobs."""
+    owners: dict[tuple[str, str], list[str]] = {}
+    lists: dict[int, list[str]] = {}
+    for cls in spec_dataclasses():
+        for f in dataclasses.fields(cls):
+            k, tp = knob_of(f), typing.get_type_hints(cls)[f.name]
+            for path, most in _maxima(k, tp, f.name):
+                owners.setdefault((f"`{path}`", f"{most:,}"), []).append(_owner(cls))
+            if typing.get_origin(tp) is tuple and typing.get_args(tp)[-1] is Ellipsis:
+                lists.setdefault(k.max_items, []).append(f"`{f.name}`")
+    families = [_owner(cls) for cls in SPEC_CLASSES.values()]
+    rows = [f"| {path} | {'every family' if who == families else ', '.join(who)} | {most} |"
+            for (path, most), who in sorted(owners.items())]
+    rows += [f"| {', '.join(sorted(set(names)))} | number of items | {most:,} |"
+             for most, names in sorted(lists.items())]
+    return "\n".join(["| field | of | at most |", "|-------|----|---------|", *rows])
+
+
+def test_docs_list_the_upper_bounds_the_knobs_declare():
+    text = (Path(__file__).resolve().parents[1] / "docs" / "config.md").read_text()
+    assert bounds_table() in text, "regenerate the table with tests.test_knobs.bounds_table()"
+    assert f"at most {INT_MAX:,}" in text

@@ -132,6 +132,17 @@ def test_every_problem_is_reported_with_its_path():
     ({"family": "alexnet", "adaptive_pool": 10 ** 9},
      "adaptive_pool: must be ≤ 256, got 1000000000"),
     ({"family": "lenet", "input_size": 8193}, "input_size: must be ≤ 8,192, got 8193"),
+    # A bound belongs to its field, not its name: a dense block's num_convs is DenseNet's (64),
+    # not a VGG block's (32); a residual block's strides is a stride like any other (1024).
+    ({"family": "custom", "layers": [{"type": "dense_block", "num_convs": 65,
+                                      "growth_rate": 8}]},
+     "layers[0].num_convs: must be ≤ 64, got 65"),
+    ({"family": "custom", "layers": [{"type": "vgg_block", "num_convs": 33,
+                                      "out_channels": 8}]},
+     "layers[0].num_convs: must be ≤ 32, got 33"),
+    ({"family": "custom", "layers": [{"type": "residual", "num_channels": 8,
+                                      "use_1x1conv": True, "strides": 1025}]},
+     "layers[0].strides: must be ≤ 1,024, got 1025"),
 ])
 def test_single_problems(data, expected):
     assert problems_of(data) == [expected]
