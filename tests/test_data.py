@@ -20,8 +20,8 @@ import torchvision
 from torchvision.datasets import utils as tv_utils
 
 from cnnviz.errors import CnnvizError
-from cnnviz.training.data import (DATASETS, DataError, Dataset, clear_cache, default_root,
-                                  is_downloaded, load_dataset)
+from cnnviz.training.data import (DATASETS, DataError, Dataset, clear_cache, dataset_info,
+                                  default_root, is_downloaded, load_dataset)
 from cnnviz.training.idx import random_idx_dataset, raw_folder, write_idx_dataset
 
 TORCHVISION = {"fashion-mnist": torchvision.datasets.FashionMNIST,
@@ -64,6 +64,42 @@ def test_dataset_facts():
     assert [info.offline for info in DATASETS.values()] == [False, False, False, True]
     assert all(len(info.classes) == info.num_classes == 10 for info in DATASETS.values())
     assert issubclass(DataError, CnnvizError)
+
+
+def test_split_and_download_sizes_are_registry_facts():
+    sizes = {name: (info.train_size, info.test_size, info.download_mb)
+             for name, info in DATASETS.items()}
+    assert sizes == {"fashion-mnist": (60_000, 10_000, 30), "mnist": (60_000, 10_000, 12),
+                     "cifar10": (50_000, 10_000, 170), "digits": (1_437, 360, None)}
+    assert all((info.download_mb is None) == info.offline for info in DATASETS.values())
+    fashion = dataset_info("fashion-mnist")
+    assert fashion is DATASETS["fashion-mnist"]
+    assert fashion.split_sizes() == (60_000, 10_000)
+    assert fashion.split_sizes(20_000) == (20_000, 10_000)
+    assert fashion.split_sizes(500) == (500, 500)
+    with pytest.raises(DataError, match="Unknown data set 'imagenet'; choose one of"):
+        dataset_info("imagenet")
+
+
+@pytest.mark.parametrize("limit", [None, 5, 400, 5000])
+def test_split_sizes_are_what_a_load_gives(limit):
+    data = load_dataset("digits", limit=limit)
+    assert DATASETS["digits"].split_sizes(limit) == (len(data.train_labels),
+                                                    len(data.test_labels))
+
+
+def test_no_other_module_repeats_the_registrys_sizes():
+    """Split and download sizes live in the registry only (cnnviz/training/data.py)."""
+    import re
+    from pathlib import Path
+
+    package = Path(__file__).resolve().parents[1] / "cnnviz"
+    sizes = re.compile(r"\b(60_?000|50_?000|1_?437|DOWNLOAD_MB|SPLIT_SIZES)\b")
+    repeated = [f"{path.relative_to(package)}:{number}"
+                for path in package.rglob("*.py") if path.name != "data.py"
+                for number, line in enumerate(path.read_text().splitlines(), 1)
+                if sizes.search(line)]
+    assert repeated == []
 
 
 def test_default_root(monkeypatch, tmp_path):

@@ -22,9 +22,9 @@ from streamlit.testing.v1 import AppTest
 from cnnviz.models import build
 from cnnviz.presets import PRESETS
 from cnnviz.training.checkpoint import state_dict_bytes
+from cnnviz.training.config import TrainConfig, book_help
 from cnnviz.training.engine import Point
-from cnnviz.ui.train_job import CSV_COLUMNS, FinishedRun, metrics_csv
-from cnnviz.training.config import TrainConfig
+from cnnviz.training.job import CSV_COLUMNS, FinishedRun, metrics_csv
 
 APP = str(Path(__file__).resolve().parents[1] / "streamlit_app.py")
 RUN_TIMEOUT_S = 90
@@ -131,6 +131,8 @@ def test_default_state_offers_the_books_settings():
     assert at.number_input(key="train.size").value == 28
     assert at.number_input(key="train.batch").value == 256
     assert at.number_input(key="train.lr").value == pytest.approx(0.9)  # d2l's LeNet
+    assert at.number_input(key="train.batch").help == "the book uses 256 for this network " \
+                                                      "(section 6.6)"
     assert at.number_input(key="train.epochs").value == 10
     assert at.radio(key="train.recipe").value == "book"
     assert at.selectbox(key="train.device").value == "auto"
@@ -146,8 +148,11 @@ def test_the_defaults_follow_the_network():
     at.sidebar.selectbox[0].select("resnet18").run()
     assert_ok(at)
     assert at.number_input(key="train.size").value == 96
-    assert at.number_input(key="train.batch").value == 128
+    assert at.number_input(key="train.batch").value == 256  # d2l's ResNet (7.6)
     assert at.number_input(key="train.lr").value == pytest.approx(0.05)
+    spec = PRESETS["resnet18"].spec
+    assert at.number_input(key="train.batch").help == book_help(spec, "batch_size")
+    assert at.number_input(key="train.lr").help == book_help(spec, "lr")
     # resnet is too big to time on every rerun: the estimate waits for a button
     assert at.button(key="train.estimate")
 

@@ -1,8 +1,11 @@
 """The training engine on tiny data: learning, stopping, budgets, divergence, the queue,
-checkpoints, and the command line."""
+callbacks, the shared recipe and the estimate, the book's defaults, the job the Train page
+holds, checkpoints, and the command line."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 import time
 
@@ -15,10 +18,15 @@ from cnnviz.specs import CustomSpec
 from cnnviz.specs import custom as L
 from cnnviz.training.batches import prepare, random_crop_flip
 from cnnviz.training.checkpoint import CheckpointError, load_weights, state_dict_bytes
-from cnnviz.training.config import TrainConfig, TrainingError, book_lr, resolve_device
-from cnnviz.training.data import load_dataset
-from cnnviz.training.engine import TrainingRun, estimate_seconds
+from cnnviz.specs import SPEC_CLASSES
+from cnnviz.training import engine
+from cnnviz.training.config import (BOOK, TrainConfig, TrainingError, book_batch_size,
+                                    book_defaults_text, book_help, book_lr, resolve_device)
+from cnnviz.training.data import DataError, load_dataset
+from cnnviz.training.engine import Callback, TrainingRun, estimate_seconds
+from cnnviz.training.job import TrainingJob
 from cnnviz.training.queue import DeviceQueue
+from cnnviz.training.recipe import BatchPlan, make_model, make_recipe, plan_batches
 
 LENET_BN = PRESETS["lenet-bn"].spec
 # A small network that trains on 8×8 digits at their own size in a blink.
@@ -96,7 +104,7 @@ def test_divergence_is_reported(digits):
 def test_out_of_memory_frees_and_suggests_a_batch_size(digits, monkeypatch):
     def no_memory(*args, **kwargs):
         raise torch.OutOfMemoryError("CUDA out of memory")
-    monkeypatch.setattr("cnnviz.training.engine.prepare", no_memory)
+    monkeypatch.setattr("cnnviz.training.recipe.prepare", no_memory)
     run = run_to_end(TINY, TrainConfig(dataset="digits", epochs=1, batch_size=64, lr=0.1,
                                        device="cpu"), digits)
     assert run.state == "failed"
@@ -186,7 +194,7 @@ def test_config_defaults_and_checks():
     cfg = TrainConfig().resolved(LENET_BN)
     assert (cfg.batch_size, cfg.lr, cfg.size) == (256, 1.0, 28)
     assert book_lr(PRESETS["alexnet"].spec) == 0.01
-    assert TrainConfig().resolved(PRESETS["resnet18"].spec).batch_size == 128
+    assert TrainConfig().resolved(PRESETS["resnet18"].spec).batch_size == 256
     with pytest.raises(TrainingError, match="epochs must be ≥ 1, got 0; learning rate"):
         TrainConfig(epochs=0, lr=-1).resolved(LENET_BN)
 
@@ -202,10 +210,253 @@ def test_a_missing_device_is_a_clear_failure():
 
 def test_estimate_is_positive_and_respects_the_budget():
     cfg = TrainConfig(dataset="digits", epochs=2, batch_size=64, device="cpu")
-    assert estimate_seconds(TINY, cfg, 1437, 360) > 0
+    assert estimate_seconds(TINY, cfg) > 0
     budget = TrainConfig(dataset="digits", epochs=1000, batch_size=64, device="cpu",
                          time_budget=3.0)
-    assert estimate_seconds(TINY, budget, 1437, 360) <= 3.0
+    assert estimate_seconds(TINY, budget) <= 3.0
+
+
+def test_estimate_reads_the_split_sizes_from_the_registry(monkeypatch):
+    seen = []
+    real = plan_batches
+
+    def spy(examples, batch_size):
+        seen.append(examples)
+        return real(examples, batch_size)
+
+    monkeypatch.setattr(engine, "plan_batches", spy)
+    estimate_seconds(TINY, TrainConfig(dataset="digits", epochs=1, batch_size=64,
+                                       device="cpu"), steps=1)
+    assert seen[-1] == 1437  # the registry's digits training split
+    estimate_seconds(TINY, TrainConfig(dataset="digits", epochs=1, batch_size=64, limit=300,
+                                       device="cpu"), steps=1)
+    assert seen[-1] == 300
+    with pytest.raises(DataError, match="Unknown data set 'nope'"):
+        estimate_seconds(TINY, TrainConfig(dataset="nope", device="cpu"))
+
+
+# -- the recipe the run and the estimate share -------------------------------------------------
+
+def test_make_recipe_builds_each_recipe():
+    cfg = TrainConfig(dataset="digits", lr=0.2, device="cpu").resolved(TINY)
+    device = torch.device("cpu")
+    book = make_recipe(make_model(TINY, device), TINY, cfg, device, total_steps=10)
+    assert type(book.optimizer) is torch.optim.SGD and book.scheduler is None
+    assert book.optimizer.defaults["momentum"] == 0 and book.label_smoothing == 0.0
+    fast_cfg = TrainConfig(dataset="digits", lr=0.2, recipe="fast", device="cpu").resolved(TINY)
+    fast = make_recipe(make_model(TINY, device), TINY, fast_cfg, device, total_steps=10)
+    defaults = fast.optimizer.defaults
+    assert (defaults["momentum"], defaults["nesterov"], defaults["weight_decay"]) == \
+        (0.9, True, 5e-4)
+    assert isinstance(fast.scheduler, torch.optim.lr_scheduler.OneCycleLR)
+    assert fast.scheduler.total_steps == 10 and fast.label_smoothing == 0.1
+    out = torch.tensor([[4.0, 0.0, 0.0]])
+    labels = torch.tensor([0])
+    assert float(fast.loss(out, labels)) > float(book.loss(out, labels))  # smoothing costs
+    # one step trains: the weights move, the schedule advances
+    before = [p.detach().clone() for p in fast.model.parameters()]
+    images = torch.randint(0, 256, (8, 1, 8, 8), dtype=torch.uint8)
+    logits, loss = fast.step(images, torch.randint(0, 10, (8,)))
+    assert logits.shape == (8, 10) and not loss.requires_grad
+    assert fast.scheduler.last_epoch == 1
+    assert any(not torch.equal(a, b) for a, b in zip(before, fast.model.parameters()))
+
+
+@pytest.mark.parametrize("recipe", ["book", "fast"])
+def test_the_estimate_times_the_runs_own_recipe(digits, monkeypatch, recipe):
+    built = []
+    real = engine.make_recipe
+
+    def spy(*args, **kwargs):
+        built.append(real(*args, **kwargs))
+        return built[-1]
+
+    monkeypatch.setattr(engine, "make_recipe", spy)
+    cfg = TrainConfig(dataset="digits", epochs=1, batch_size=64, lr=0.1, recipe=recipe,
+                      device="cpu")
+    estimate_seconds(TINY, cfg, steps=2)
+    run = run_to_end(TINY, cfg, digits)
+    assert run.state == "finished", run.message
+    estimated, trained = built
+
+    def described(r):
+        return (type(r.optimizer), r.optimizer.defaults, type(r.scheduler), r.label_smoothing,
+                r.prep, r.augment)
+
+    assert described(estimated) == described(trained)
+    if recipe == "fast":
+        assert estimated.label_smoothing == 0.1 and estimated.optimizer.defaults["nesterov"]
+        assert isinstance(estimated.scheduler, torch.optim.lr_scheduler.OneCycleLR)
+    else:
+        assert estimated.label_smoothing == 0.0 and estimated.scheduler is None
+
+
+def test_plan_batches_never_leaves_a_batch_of_one():
+    assert plan_batches(1437, 64) == BatchPlan(64, False, 23)
+    assert plan_batches(129, 64) == BatchPlan(64, True, 2)
+    assert plan_batches(100, 256) == BatchPlan(100, False, 1)
+
+
+# -- callbacks ---------------------------------------------------------------------------------
+
+class Recorder(Callback):
+    def __init__(self):
+        self.points, self.ends = [], []
+
+    def on_metrics(self, run, point):
+        self.points.append(point)
+
+    def on_end(self, run, result):
+        self.ends.append((run.state, run.message, result, run.done))
+
+
+def test_callbacks_hear_every_point_and_the_end(digits):
+    recorder = Recorder()
+    run = TrainingRun(TINY, TrainConfig(dataset="digits", epochs=2, batch_size=64, lr=0.1,
+                                        device="cpu"), dataset=digits, callbacks=[recorder])
+    run.start()
+    assert run.join(120) and run.state == "finished"
+    assert recorder.points == run.points() and len(recorder.points) >= 2 * 4
+    assert all(type(p.train_loss) is float and type(p.train_acc) is float
+               for p in recorder.points)
+    [(state, message, result, done)] = recorder.ends
+    assert (state, message) == ("finished", "done") and result is run.result
+    assert not done and run.done  # done only once every callback heard the end
+
+
+def test_a_callback_reads_the_model_at_metric_points(digits):
+    """What the BatchNorm page does: BatchNorm's running statistics at each point."""
+    class BatchNormStats(Callback):
+        def __init__(self):
+            self.variances = []
+
+        def on_metrics(self, run, point):
+            bn = next(m for m in run.model.modules() if isinstance(m, torch.nn.BatchNorm2d))
+            self.variances.append(float(bn.running_var.mean()))
+
+    stats = BatchNormStats()
+    run = TrainingRun(TINY, TrainConfig(dataset="digits", epochs=1, batch_size=64, lr=0.1,
+                                        device="cpu"), dataset=digits, callbacks=[stats]).start()
+    assert run.join(120) and run.state == "finished"
+    assert len(stats.variances) == len(run.points())
+    assert len(set(stats.variances)) > 1 and stats.variances[0] != 1.0  # they moved
+
+
+def test_callbacks_hear_the_end_of_a_stopped_run(digits):
+    recorder = Recorder()
+    run = TrainingRun(TINY, TrainConfig(dataset="digits", epochs=10_000, batch_size=16,
+                                        lr=0.1, device="cpu"), dataset=digits,
+                      callbacks=[recorder]).start()
+    deadline = time.monotonic() + 60
+    while not run.points() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    run.stop()
+    assert run.join(30)
+    [(state, _, result, _)] = recorder.ends
+    assert state == "stopped" and result is run.result and result is not None
+    assert recorder.points == run.points()
+
+
+def test_callbacks_hear_the_end_of_a_failing_run(digits):
+    recorder = Recorder()
+    run = TrainingRun(TINY, TrainConfig(dataset="digits", epochs=3, batch_size=32, lr=90,
+                                        device="cpu"), dataset=digits,
+                      callbacks=[recorder]).start()
+    assert run.join(120)
+    [(state, message, result, _)] = recorder.ends
+    assert state == "failed" and message.startswith("diverged") and result is None
+    assert recorder.points == run.points()  # the diverged point never joined the curve
+
+
+def test_callbacks_hear_the_end_of_a_run_stopped_in_the_queue(digits):
+    queue = DeviceQueue()
+    holder = threading.Event()
+    queue.acquire("cpu", holder, threading.Event())
+    recorder = Recorder()
+    run = TrainingRun(TINY, TrainConfig(dataset="digits", device="cpu"), dataset=digits,
+                      queue=queue, callbacks=[recorder]).start()
+    time.sleep(0.2)
+    assert not run.done
+    run.stop()
+    assert run.join(10)
+    queue.release("cpu", holder)
+    assert recorder.ends == [("stopped", "stopped while waiting in the queue", None, False)]
+    assert recorder.points == []
+
+
+def test_a_failing_callback_fails_the_run_and_still_hears_the_end(digits):
+    class Broken(Recorder):
+        def on_metrics(self, run, point):
+            raise ValueError("no room for more points")
+
+    broken = Broken()
+    run = TrainingRun(TINY, TrainConfig(dataset="digits", epochs=1, batch_size=64, lr=0.1,
+                                        device="cpu"), dataset=digits,
+                      callbacks=[broken]).start()
+    assert run.join(60) and run.state == "failed"
+    assert run.message == "Broken.on_metrics failed (ValueError: no room for more points)"
+    assert [end[0] for end in broken.ends] == ["failed"]
+
+    class BrokenEnd(Callback):
+        def on_end(self, run, result):
+            raise RuntimeError("disk full")
+
+    recorder = Recorder()
+    run = TrainingRun(TINY, TrainConfig(dataset="digits", epochs=1, batch_size=64, lr=0.1,
+                                        device="cpu"), dataset=digits,
+                      callbacks=[BrokenEnd(), recorder]).start()
+    assert run.join(60) and run.state == "failed"
+    assert run.message == "BrokenEnd.on_end failed (RuntimeError: disk full)"
+    assert len(recorder.ends) == 1
+
+
+# -- the job the Train page holds --------------------------------------------------------------
+
+def test_the_job_imports_no_streamlit():
+    code = ("import sys, cnnviz.training.job; "
+            "assert 'streamlit' not in sys.modules, 'streamlit was imported'")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_a_job_hands_its_callbacks_to_the_run():
+    recorder = Recorder()
+    job = TrainingJob(1, "tiny", TINY, TrainConfig(dataset="digits", epochs=1, batch_size=64,
+                                                   lr=0.1, limit=300, device="cpu"),
+                      callbacks=[recorder]).start()
+    assert job.join(120) and job.done and job.state == "finished"
+    assert recorder.points == job.points() and len(recorder.ends) == 1
+    with pytest.raises(DataError, match="Unknown data set"):
+        TrainingJob(2, "nope", TINY, TrainConfig(dataset="nope"))
+
+
+# -- the book's settings -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("preset, lr, batch_size", [
+    ("lenet", 0.9, 256), ("lenet-bn", 1.0, 256), ("alexnet", 0.01, 128), ("vgg", 0.05, 128),
+    ("nin", 0.1, 128), ("googlenet", 0.1, 128), ("resnet18", 0.05, 256),
+    ("densenet", 0.1, 256)])
+def test_the_books_learning_rate_and_batch_size(preset, lr, batch_size):
+    spec = PRESETS[preset].spec
+    assert (book_lr(spec), book_batch_size(spec)) == (lr, batch_size)
+    assert TrainConfig().resolved(spec).batch_size == batch_size
+    assert TrainConfig().resolved(spec).lr == lr
+    assert book_help(spec, "batch_size").startswith(f"the book uses {batch_size} ")
+    assert book_help(spec, "lr").startswith(f"the book uses {lr:g} ")
+
+
+def test_every_family_has_settings_and_the_help_lists_them():
+    assert set(BOOK) == set(SPEC_CLASSES)
+    assert book_defaults_text("batch_size") == (
+        "LeNet 256, LeNet+BatchNorm 256, AlexNet 128, VGG 128, NiN 128, GoogLeNet 128, "
+        "ResNet 256, DenseNet 256; custom 128")
+    assert book_defaults_text("lr") == (
+        "LeNet 0.9, LeNet+BatchNorm 1, AlexNet 0.01, VGG 0.05, NiN 0.1, GoogLeNet 0.1, "
+        "ResNet 0.05, DenseNet 0.1; custom 0.05")
+    custom = PRESETS["notes-nin"].spec
+    assert book_help(custom, "batch_size") == \
+        "a custom network starts at 128 (the book has no setting for it)"
 
 
 def test_cli_train_prints_one_json_line_per_epoch(capsys):

@@ -13,28 +13,81 @@ class TrainingError(CnnvizError):
     pass
 
 
-# The learning rates d2l trains each network with (chapter 7, Fashion-MNIST).
-BOOK_LR = {"lenet": 0.9, "alexnet": 0.01, "vgg": 0.05, "nin": 0.1, "googlenet": 0.1,
-           "resnet": 0.05, "densenet": 0.1, "custom": 0.05}
+@dataclass(frozen=True)
+class BookSettings:
+    """How d2l trains a network on Fashion-MNIST: learning rate, batch size, and where."""
+
+    lr: float
+    batch_size: int
+    section: str | None  # the book's section (2nd edition numbering); None: not in the book
+
+
+# The settings d2l trains each family with (sections 6.6 and 7.1–7.7). The one place these
+# numbers live: defaults, help texts and the command line's help read them from here.
+BOOK: dict[str, BookSettings] = {
+    "lenet": BookSettings(0.9, 256, "6.6"),
+    "alexnet": BookSettings(0.01, 128, "7.1"),
+    "vgg": BookSettings(0.05, 128, "7.2"),
+    "nin": BookSettings(0.1, 128, "7.3"),
+    "googlenet": BookSettings(0.1, 128, "7.4"),
+    "resnet": BookSettings(0.05, 256, "7.6"),
+    "densenet": BookSettings(0.1, 256, "7.7"),
+    "custom": BookSettings(0.05, 128, None),  # not the book's: a middle-of-the-road start
+}
+BOOK_LENET_BATCH_NORM = BookSettings(1.0, 256, "7.5")  # LeNet with BatchNorm
 RECIPES = ("book", "fast")
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
 
+_TITLES = {"lenet": "LeNet", "alexnet": "AlexNet", "vgg": "VGG", "nin": "NiN",
+           "googlenet": "GoogLeNet", "resnet": "ResNet", "densenet": "DenseNet",
+           "custom": "custom"}
+
+
+def book_settings(spec) -> BookSettings:
+    if spec.family == "lenet" and getattr(spec, "batch_norm", False):
+        return BOOK_LENET_BATCH_NORM
+    return BOOK[spec.family]
+
 
 def book_lr(spec) -> float:
-    if spec.family == "lenet" and spec.batch_norm:
-        return 1.0  # the book's LeNet with BatchNorm (7.5)
-    return BOOK_LR[spec.family]
+    return book_settings(spec).lr
 
 
 def book_batch_size(spec) -> int:
-    return 256 if spec.family == "lenet" else 128
+    return book_settings(spec).batch_size
+
+
+def book_defaults_text(setting: str) -> str:
+    """The book's ``"lr"`` or ``"batch_size"`` for every family in one line, for help texts:
+    ``"LeNet 256, LeNet+BatchNorm 256, AlexNet 128, …; custom 128"``."""
+    def value(settings: BookSettings) -> str:
+        return f"{getattr(settings, setting):g}"
+
+    parts = []
+    for family, settings in BOOK.items():
+        if settings.section is None:
+            continue
+        parts.append(f"{_TITLES[family]} {value(settings)}")
+        if family == "lenet":
+            parts.append(f"LeNet+BatchNorm {value(BOOK_LENET_BATCH_NORM)}")
+    others = [f"{_TITLES[f]} {value(s)}" for f, s in BOOK.items() if s.section is None]
+    return ", ".join(parts) + (f"; {', '.join(others)}" if others else "")
+
+
+def book_help(spec, setting: str) -> str:
+    """A help text for the default ``"lr"`` or ``"batch_size"`` of ``spec``."""
+    settings = book_settings(spec)
+    value = f"{getattr(settings, setting):g}"
+    if settings.section is None:
+        return f"a custom network starts at {value} (the book has no setting for it)"
+    return f"the book uses {value} for this network (section {settings.section})"
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     dataset: str = "fashion-mnist"
     epochs: int = 10
-    batch_size: int | None = None     # None: the book's (256 for LeNet, 128 otherwise)
+    batch_size: int | None = None     # None: the book's for the family (book_batch_size)
     lr: float | None = None           # None: the book's learning rate for the family
     size: int | None = None           # input side; None: the network's input size
     device: str = "auto"              # auto: CUDA, then MPS, then CPU

@@ -45,23 +45,40 @@ class DatasetInfo:
     size: int
     classes: tuple[str, ...]
     offline: bool
+    train_size: int              # examples in the full training split
+    test_size: int               # and in the full test split
+    download_mb: int | None      # about how much the first load downloads; None: offline
 
     @property
     def num_classes(self) -> int:
         return len(self.classes)
 
+    def split_sizes(self, limit: int | None = None) -> tuple[int, int]:
+        """(training, test) examples a run sees, with ``limit`` as :func:`load_dataset`
+        applies it: known without loading the data set."""
+        if limit is None:
+            return self.train_size, self.test_size
+        return min(self.train_size, limit), min(self.test_size, limit)
+
 
 _DIGITS = tuple(str(d) for d in range(10))
+# scikit-learn's digits: 1,797 images, split once (stratified) into train and test.
+DIGITS_TEST_SIZE = 360
 
 DATASETS: dict[str, DatasetInfo] = {info.name: info for info in (
     DatasetInfo("fashion-mnist", "Fashion-MNIST", 1, 28,
                 ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-                 "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"), offline=False),
-    DatasetInfo("mnist", "MNIST", 1, 28, _DIGITS, offline=False),
+                 "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"), offline=False,
+                train_size=60_000, test_size=10_000, download_mb=30),
+    DatasetInfo("mnist", "MNIST", 1, 28, _DIGITS, offline=False,
+                train_size=60_000, test_size=10_000, download_mb=12),
     DatasetInfo("cifar10", "CIFAR-10", 3, 32,
                 ("airplane", "automobile", "bird", "cat", "deer",
-                 "dog", "frog", "horse", "ship", "truck"), offline=False),
-    DatasetInfo("digits", "Digits", 1, 8, _DIGITS, offline=True),
+                 "dog", "frog", "horse", "ship", "truck"), offline=False,
+                train_size=50_000, test_size=10_000, download_mb=170),
+    DatasetInfo("digits", "Digits", 1, 8, _DIGITS, offline=True,
+                train_size=1_797 - DIGITS_TEST_SIZE, test_size=DIGITS_TEST_SIZE,
+                download_mb=None),
 )}
 
 
@@ -94,7 +111,7 @@ def is_downloaded(name: str, root: Path | str | None = None) -> bool:
 
     Only checks that the files exist: reading them is what finds a corrupt file.
     """
-    info = _info(name)
+    info = dataset_info(name)
     if info.offline:
         return True
     return all(path.is_file() for path in _expected_files(info, _root(root)))
@@ -109,7 +126,7 @@ def load_dataset(name: str, root: Path | str | None = None, *, download: bool = 
     :class:`DataError` for an unknown name, a failed download, missing files with
     ``download=False``, or files that cannot be read.
     """
-    info = _info(name)
+    info = dataset_info(name)
     if limit is not None and limit < 1:
         raise DataError(f"limit must be at least 1, got {limit}")
     report = progress or _ignore
@@ -353,8 +370,6 @@ def _downloads_reported_to(progress: _DownloadProgress):
 
 # -- scikit-learn's digits --------------------------------------------------------------------
 
-DIGITS_TEST_SIZE = 360
-
 
 def _load_digits(info: DatasetInfo, report: Progress) -> Dataset:
     from sklearn.datasets import load_digits
@@ -377,7 +392,8 @@ def _load_digits(info: DatasetInfo, report: Progress) -> Dataset:
 
 # -- helpers ----------------------------------------------------------------------------------
 
-def _info(name: str) -> DatasetInfo:
+def dataset_info(name: str) -> DatasetInfo:
+    """The registry's facts about data set ``name``; :class:`DataError` for an unknown one."""
     try:
         return DATASETS[name]
     except (KeyError, TypeError):

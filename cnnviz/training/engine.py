@@ -4,24 +4,47 @@ A :class:`TrainingRun` is the handle a page (or the command line) holds: it repo
 progress and metric points while the thread trains, stops within one batch when asked, and
 keeps the final model, the confusion matrix and some misclassified test images. Metrics are
 summed on the device and read back only at metric points, so there is no host sync per batch.
+The model, loss, optimizer, schedule and step come from :mod:`cnnviz.training.recipe`, shared
+with :func:`estimate_seconds`.
+
+Callbacks
+---------
+``TrainingRun(..., callbacks=[...])`` takes objects with two methods (subclass
+:class:`Callback` to implement only one):
+
+``on_metrics(run, point)``
+    At every metric point, a few times per epoch and at each epoch's end, right after
+    ``point`` (a :class:`Point`) joined ``run.points()``. Its numbers are already Python
+    floats: the run synced the device once to make them. ``run.model`` is the network being
+    trained, on the training device; reading its tensors here (BatchNorm's running
+    statistics, say) costs a sync per point, never one per batch. An exception fails the run.
+``on_end(run, result)``
+    Exactly once per started run, after it ended however it ended: finished, stopped (also
+    while queued), diverged or failed. ``run.state`` and ``run.message`` are final;
+    ``result`` is ``run.result``: a :class:`Result`, or None when the run failed or stopped
+    before training. ``run.done`` turns true only after every ``on_end`` returned. An
+    exception marks the run failed (the other callbacks still hear the end).
+
+Both are called in the training thread, never in a page's: they must not call Streamlit, and
+what they do delays training, so they should be quick.
 """
 from __future__ import annotations
 
 import math
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from cnnviz.errors import CnnvizError
-from cnnviz.models import build
 from cnnviz.training.batches import DeviceImages, prepare
 from cnnviz.training.config import TrainConfig, TrainingError, resolve_device
-from cnnviz.training.data import Dataset, load_dataset
+from cnnviz.training.data import Dataset, dataset_info, load_dataset
 from cnnviz.training.queue import DEVICES, DeviceQueue
+from cnnviz.training.recipe import make_model, make_recipe, plan_batches
 
 POINT_SECONDS = 2.0  # also emit a point at least this often
 FIRST_POINT_SECONDS = 0.5  # and the first one this soon: the curve starts right after Start
@@ -45,16 +68,29 @@ class Result:
     mistakes: list[tuple[torch.Tensor, int, int]] = field(default_factory=list)
 
 
+class Callback:
+    """Hooks into a run (see the module's docstring); both do nothing here."""
+
+    def on_metrics(self, run: "TrainingRun", point: Point) -> None:
+        pass
+
+    def on_end(self, run: "TrainingRun", result: Result | None) -> None:
+        pass
+
+
 class TrainingRun:
     """Start with :meth:`start`; poll :attr:`state`, :meth:`points`, :attr:`progress`."""
 
     def __init__(self, spec, config: TrainConfig = TrainConfig(),
-                 dataset: Dataset | None = None, queue: DeviceQueue = DEVICES):
+                 dataset: Dataset | None = None, queue: DeviceQueue = DEVICES,
+                 callbacks: Iterable[Callback] = ()):
         self.spec = spec
         self.config = config.resolved(spec)
+        self.callbacks = tuple(callbacks)
         self._dataset = dataset
         self._queue = queue
         self._stop = threading.Event()
+        self._ended = threading.Event()
         self._lock = threading.Lock()
         self._points: list[Point] = []
         self._thread: threading.Thread | None = None
@@ -63,6 +99,7 @@ class TrainingRun:
         self.progress = 0.0
         self.device = ""
         self.result: Result | None = None
+        self.model: nn.Module | None = None  # the network being trained, once it is built
         self.started_at: float | None = None
 
     # -- the handle -------------------------------------------------------------------------
@@ -83,7 +120,8 @@ class TrainingRun:
 
     @property
     def done(self) -> bool:
-        return self.state in ("finished", "stopped", "failed")
+        """True once the run ended and every callback heard it."""
+        return self._ended.is_set()
 
     def points(self) -> list[Point]:
         with self._lock:
@@ -101,6 +139,7 @@ class TrainingRun:
     # -- the worker -------------------------------------------------------------------------
     def _work(self) -> None:
         acquired = False
+        device = None
         try:
             device = resolve_device(self.config.device)
             self.device = str(device)
@@ -114,7 +153,8 @@ class TrainingRun:
             self.state = "running"
             self._train(device, data)
         except torch.OutOfMemoryError:
-            self._free(device)
+            if device is not None:
+                self._free(device)
             half = max(1, self.config.batch_size // 2)
             self.state = "failed"
             self.message = (f"out of memory at batch size {self.config.batch_size} on "
@@ -126,6 +166,17 @@ class TrainingRun:
         finally:
             if acquired:
                 self._queue.release(self.device, self)
+            self._end()
+
+    def _end(self) -> None:
+        for callback in self.callbacks:
+            try:
+                callback.on_end(self, self.result)
+            except Exception as exc:  # noqa: BLE001 - reported as the run's failure
+                self.state = "failed"
+                self.message = (f"{type(callback).__name__}.on_end failed "
+                                f"({type(exc).__name__}: {exc})")
+        self._ended.set()
 
     @staticmethod
     def _free(device) -> None:
@@ -134,33 +185,16 @@ class TrainingRun:
 
     def _train(self, device: torch.device, data: Dataset) -> None:
         cfg, spec = self.config, self.spec
-        cuda = device.type == "cuda"
-        if cuda:  # fixed shapes every step: let cuDNN pick its fastest kernels once
-            torch.backends.cudnn.benchmark = True
         torch.manual_seed(cfg.seed)
         generator = torch.Generator().manual_seed(cfg.seed)
-        model = build(spec).to(device)
-        if cuda:
-            model = model.to(memory_format=torch.channels_last)
+        model = self.model = make_model(spec, device)
         train = DeviceImages(data.train_images, data.train_labels, device)
         test = DeviceImages(data.test_images, data.test_labels, device)
         if len(train) == 0:
             raise TrainingError("the data set has no training examples")
-        batch = min(cfg.batch_size, len(train))
-        # A last batch of one example would break BatchNorm in training mode: drop it.
-        drop_last = len(train) % batch == 1
-        steps = len(train) // batch + (0 if drop_last or len(train) % batch == 0 else 1)
-        if cfg.recipe == "fast":
-            optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9,
-                                        nesterov=True, weight_decay=5e-4)
-            schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr,
-                                                           total_steps=steps * cfg.epochs)
-            smoothing = 0.1
-        else:
-            optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr)
-            schedule, smoothing = None, 0.0
-        prep = {"channels": spec.in_channels, "size": cfg.size, "channels_last": cuda}
-        autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda)
+        plan = plan_batches(len(train), cfg.batch_size)
+        batch, drop_last, steps = plan.batch_size, plan.drop_last, plan.steps
+        recipe = make_recipe(model, spec, cfg, device, total_steps=steps * cfg.epochs)
         marks = {max(1, round(steps * k / cfg.points_per_epoch))
                  for k in range(1, cfg.points_per_epoch)}
         self.started_at = start = time.monotonic()
@@ -179,16 +213,7 @@ class TrainingRun:
                                   drop_last=drop_last), 1):
                 if self._stop.is_set() or time.monotonic() >= budget_end:
                     break
-                x = prepare(images, augment=cfg.augment, generator=generator, **prep)
-                with autocast:
-                    out = model(x)
-                loss = F.cross_entropy(out.float(), labels, label_smoothing=smoothing)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                if schedule is not None:
-                    schedule.step()
-                loss = loss.detach()
+                out, loss = recipe.step(images, labels, generator)
                 loss_sum += loss * labels.shape[0]
                 correct += (out.argmax(1) == labels).sum()
                 bad |= ~torch.isfinite(loss)
@@ -210,7 +235,8 @@ class TrainingRun:
             if seen == 0 or self._stop.is_set():  # a stop takes effect now, not after a test
                 break
             trained = time.monotonic()  # the speed is training speed: measured before the test
-            accuracy, predictions = evaluate(model, test, batch, prep, autocast)
+            accuracy, predictions = evaluate(model, test, batch, recipe.prep,
+                                             recipe.autocast)
             self._point(epoch + min(seen / len(train), 1.0), loss_sum, correct, bad, seen,
                         accuracy, (examples - last_seen) / max(trained - last_time, 1e-9),
                         time.monotonic() - start)
@@ -237,6 +263,12 @@ class TrainingRun:
         point = Point(round(epoch, 4), loss, int(correct) / seen, test_acc, speed, seconds)
         with self._lock:
             self._points.append(point)
+        for callback in self.callbacks:
+            try:
+                callback.on_metrics(self, point)
+            except Exception as exc:
+                raise TrainingError(f"{type(callback).__name__}.on_metrics failed "
+                                    f"({type(exc).__name__}: {exc})") from exc
 
 
 @torch.no_grad()
@@ -270,53 +302,53 @@ def _result(model: nn.Module, test: DeviceImages, data: Dataset, predictions) ->
     return Result(model.to("cpu").eval(), confusion, mistakes)
 
 
-def estimate_seconds(spec, config: TrainConfig, train_examples: int, test_examples: int,
-                     steps: int = 5, *, native_size: int | None = None,
-                     native_channels: int | None = None) -> float:
+def estimate_seconds(spec, config: TrainConfig, steps: int = 5) -> float:
     """The run time from a few timed steps on random data of the data set's native shape
-    (resized on the device each step, as in the run)."""
+    (resized on the device each step, as in the run), through the run's own recipe.
+
+    The split sizes and the image shape come from the data set registry, so nothing is
+    loaded or downloaded.
+    """
     cfg = config.resolved(spec)
+    info = dataset_info(cfg.dataset)
+    train_examples, test_examples = info.split_sizes(cfg.limit)
     device = resolve_device(cfg.device)
-    model = build(spec).to(device)
-    optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr)
-    batch = min(cfg.batch_size, max(train_examples, 2))
-    side, channels = native_size or cfg.size, native_channels or spec.in_channels
+    model = make_model(spec, device)
+    plan = plan_batches(train_examples, cfg.batch_size)
+    batch = max(plan.batch_size, 2)  # timing a batch of one would break BatchNorm
+    warm_up = 2
+    # The schedule must span the timed steps even when the real run is shorter.
+    recipe = make_recipe(model, spec, cfg, device,
+                         total_steps=max(plan.steps * cfg.epochs, warm_up + steps))
+    generator = torch.Generator().manual_seed(cfg.seed)
     # A small pool served through the same batching and bookkeeping as the real loop.
-    pool = DeviceImages(torch.randint(0, 256, (batch * 2, channels, side, side),
+    pool = DeviceImages(torch.randint(0, 256, (batch * 2, info.channels, info.size, info.size),
                                       dtype=torch.uint8),
                         torch.randint(0, spec.num_classes, (batch * 2,)), device)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+    model.train()
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), device=device, dtype=torch.long)
 
-    def step(images: torch.Tensor, labels: torch.Tensor) -> None:
-        nonlocal loss_sum, correct
-        with autocast:
-            out = model(prepare(images, channels=spec.in_channels, size=cfg.size,
-                                augment=cfg.augment))
-        loss = F.cross_entropy(out.float(), labels)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        loss_sum = loss_sum + loss.detach() * labels.shape[0]
-        correct = correct + (out.argmax(1) == labels).sum()
-
     def steps_of(count: int) -> None:
+        nonlocal loss_sum, correct
         done = 0
         while done < count:
-            for images, labels in pool.batches(batch, shuffle=True):
-                step(images, labels)
+            for images, labels in pool.batches(batch, shuffle=True, generator=generator):
+                out, loss = recipe.step(images, labels, generator)
+                loss_sum = loss_sum + loss * labels.shape[0]
+                correct = correct + (out.argmax(1) == labels).sum()
                 done += 1
                 if done == count:
                     break
         float(loss_sum)  # wait for the device
 
-    steps_of(2)  # warm-up: first-call costs are not the run's speed
+    steps_of(warm_up)  # first-call costs are not the run's speed
     start = time.perf_counter()
     steps_of(steps)
     per_step = (time.perf_counter() - start) / steps
-    train_steps = math.ceil(train_examples / batch) * cfg.epochs
-    test_steps = math.ceil(test_examples / max(batch, 256)) * cfg.epochs
+    train_steps = plan.steps * cfg.epochs
+    test_batch = max(batch, 256)
+    test_steps = math.ceil(test_examples / test_batch) * cfg.epochs
     # An evaluation step is a forward pass only, about a third of a training step.
-    total = per_step * (train_steps + test_steps * max(batch, 256) / batch / 3)
+    total = per_step * (train_steps + test_steps * test_batch / batch / 3)
     return min(total, cfg.time_budget) if cfg.time_budget else total

@@ -1,6 +1,6 @@
 """The Train page: settings, an estimate, Start/Stop, and the live run.
 
-A run is a :class:`~cnnviz.ui.train_job.TrainingJob` kept in session state; its threads never
+A run is a :class:`~cnnviz.training.job.TrainingJob` kept in session state; its threads never
 call Streamlit. While it runs, a fragment polls it twice a second and redraws the progress bar
 and the curves; when it ends, the fragment reruns the whole page so the results appear.
 What a finished run shows (results, history, weights) is in :mod:`cnnviz.ui.train_results`.
@@ -12,13 +12,13 @@ import torch
 
 from cnnviz.errors import CnnvizError
 from cnnviz.figures_training import curves_figure
-from cnnviz.training.config import (DEVICE_CHOICES, TrainConfig, book_batch_size, book_lr)
+from cnnviz.training.config import (DEVICE_CHOICES, TrainConfig, book_batch_size, book_help,
+                                    book_lr)
 from cnnviz.training.data import DATASETS, is_downloaded
 from cnnviz.training.engine import estimate_seconds
+from cnnviz.training.job import FinishedRun, TrainingJob, format_seconds, import_loaders
 from cnnviz.ui import train_results
 from cnnviz.ui.state import current_spec, preset_name
-from cnnviz.ui.train_job import (FinishedRun, TrainingJob, format_seconds, import_loaders,
-                                 split_sizes)
 from cnnviz.workbench import analyse
 
 import_loaders()  # once per process, when the Train page first opens
@@ -31,7 +31,6 @@ BUDGET_EPOCHS = 1000  # with a time budget the budget ends the run, not the epoc
 # Estimate without being asked when a batch costs at most this many mult-adds (LeNet-sized):
 # the estimate times real steps, which for AlexNet at 224 on a CPU takes tens of seconds.
 AUTO_ESTIMATE_MULT_ADDS = 3e8
-DOWNLOAD_MB = {"fashion-mnist": 30, "mnist": 12, "cifar10": 170}
 
 
 def network_name(spec) -> str:
@@ -78,7 +77,7 @@ def _dataset_help() -> str:
     for name, info in DATASETS.items():
         where = ("bundled with scikit-learn, no network needed" if info.offline else
                  "downloaded" if is_downloaded(name) else
-                 f"downloads about {DOWNLOAD_MB[name]} MB on the first run")
+                 f"downloads about {info.download_mb} MB on the first run")
         lines.append(f"- **{info.title}**: {info.channels}×{info.size}×{info.size}, {where}")
     return "The book trains on Fashion-MNIST.\n\n" + "\n".join(lines)
 
@@ -127,10 +126,10 @@ def _controls(spec) -> tuple[TrainConfig, list[str]]:
                                     f"the network's own size is {spec.input_size}")
     batch = row[2].number_input("Batch size", 1, 65_536, step=1, key="train.batch", **keep,
                                 disabled=running,
-                                help=f"the book uses {book_batch_size(spec)} for this network")
+                                help=book_help(spec, "batch_size"))
     lr = row[3].number_input("Learning rate", 1e-6, 100.0, step=0.01, format="%g",
                              key="train.lr", disabled=running, **keep,
-                             help=f"the book uses {book_lr(spec):g} for this network")
+                             help=book_help(spec, "lr"))
     row = st.columns(4)
     stop_after = row[0].radio("Stop after", ["epochs", "time budget"], key="train.stop_after",
                               horizontal=True, disabled=running, **keep)
@@ -205,13 +204,9 @@ def _estimate(spec, config: TrainConfig, problems: list[str]) -> None:
                                         icon=":material/timer:",
                                         help="times a few training steps on random data"):
             return
-        train_n, test_n = split_sizes(config.dataset, config.limit)
         try:
             with st.spinner("Timing a few training steps…"):
-                info = DATASETS[config.dataset]
-                cache[key] = estimate_seconds(spec, config, train_n, test_n,
-                                              native_size=info.size,
-                                              native_channels=info.channels)
+                cache[key] = estimate_seconds(spec, config)
         except torch.OutOfMemoryError:
             cache[key] = f"a batch of {config.batch_size} does not fit in memory"
         except (CnnvizError, RuntimeError) as exc:
@@ -221,7 +216,7 @@ def _estimate(spec, config: TrainConfig, problems: list[str]) -> None:
         box.warning(f"No estimate: {seconds}.")
         return
     download = "" if is_downloaded(config.dataset) else \
-        f", plus downloading about {DOWNLOAD_MB[config.dataset]} MB once"
+        f", plus downloading about {DATASETS[config.dataset].download_mb} MB once"
     limit = " (the time budget)" if config.time_budget and seconds >= config.time_budget else ""
     box.markdown(f":material/timer: Estimated run time: **{format_seconds(seconds)}**{limit}"
                  f"{download}.")

@@ -1,5 +1,6 @@
 """A training run as the Train page holds it: load the data set (with download progress), then
-train. Pure Python and threads, no Streamlit: the page polls it from a fragment.
+train. Pure Python and threads, no Streamlit (a test keeps it so): the page polls it from a
+fragment. Also the session's history of finished runs and their metrics as CSV.
 
 The engine loads a data set itself, but silently; here the download is reported, so the first
 run on Fashion-MNIST shows "Downloading… file 2 of 4, 12.3 MB" instead of a frozen bar.
@@ -12,18 +13,13 @@ import threading
 import time
 from dataclasses import dataclass
 
+from collections.abc import Iterable
+
 from cnnviz.training.config import TrainConfig
-from cnnviz.training.data import DATASETS, DataError, load_dataset
-from cnnviz.training.engine import Point, Result, TrainingRun
+from cnnviz.training.data import DataError, dataset_info, load_dataset
+from cnnviz.training.engine import Callback, Point, Result, TrainingRun
 
-# Sizes of the splits, to estimate a run before its data set is loaded.
-SPLIT_SIZES = {"fashion-mnist": (60_000, 10_000), "mnist": (60_000, 10_000),
-               "cifar10": (50_000, 10_000), "digits": (1_437, 360)}
-
-
-def split_sizes(dataset: str, limit: int | None) -> tuple[int, int]:
-    train, test = SPLIT_SIZES[dataset]
-    return (min(train, limit), min(test, limit)) if limit else (train, test)
+TERMINAL = ("finished", "stopped", "failed")
 
 
 def import_loaders() -> None:
@@ -41,12 +37,18 @@ def import_loaders() -> None:
 
 
 class TrainingJob:
-    """Handle for one run: ``start``, ``stop``, ``state``, ``points()``, ``progress``..."""
+    """Handle for one run: ``start``, ``stop``, ``state``, ``points()``, ``progress``...
 
-    def __init__(self, number: int, label: str, spec, config: TrainConfig):
+    ``callbacks`` go to the :class:`~cnnviz.training.engine.TrainingRun` (see the engine's
+    callback protocol); a job whose data set does not load makes no run and calls none.
+    """
+
+    def __init__(self, number: int, label: str, spec, config: TrainConfig,
+                 callbacks: Iterable[Callback] = ()):
         self.number, self.label, self.spec = number, label, spec
         self.config = config.resolved(spec)  # raises TrainingError before any thread starts
-        self.classes = DATASETS[config.dataset].classes
+        self.classes = dataset_info(config.dataset).classes  # DataError for an unknown name
+        self.callbacks = tuple(callbacks)
         self.run: TrainingRun | None = None
         self.data_message = ""
         self.data_fraction = 0.0
@@ -90,7 +92,7 @@ class TrainingJob:
         if self._stop.is_set():
             self._state, self._message = "stopped", "stopped while loading the data"
             return
-        run = TrainingRun(self.spec, cfg, dataset=data)
+        run = TrainingRun(self.spec, cfg, dataset=data, callbacks=self.callbacks)
         self.run = run.start()
         if self._stop.is_set():  # a stop that came while the run was being made
             run.stop()
@@ -109,7 +111,9 @@ class TrainingJob:
 
     @property
     def done(self) -> bool:
-        return self.state in ("finished", "stopped", "failed")
+        """True once the run ended (and its callbacks heard it), or the data did not load."""
+        run = self.run
+        return run.done if run is not None else self._state in TERMINAL
 
     @property
     def message(self) -> str:
