@@ -175,8 +175,13 @@ def cmd_train(args) -> int:
              "seconds": round(run.points()[-1].seconds, 3) if run.points() else 0.0}
     print(json.dumps(final) if args.json else
           f"{run.state} on {run.device}: {run.message}; test accuracy "
-          f"{final['test_acc'] if final['test_acc'] is not None else 'n/a'}")
+          f"{_accuracy(final['test_acc'])}")
     return 0
+
+
+def _accuracy(value: float | None) -> str:
+    """The final test accuracy as the README shows it: ``0.97``; ``n/a`` before any test."""
+    return "n/a" if value is None else f"{value:.2f}"
 
 
 def _print_epoch(point, as_json: bool) -> None:
@@ -207,13 +212,17 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--max", type=int, default=1024, help="largest size to check (1024)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=cmd_sizes)
+    from cnnviz.training.config import book_defaults_text  # torch only, no training code
+
     p = sub.add_parser("train", help="a short training run; one line per epoch")
     p.add_argument("network", help="a preset name or a CONFIG.json file")
     p.add_argument("--dataset", default="fashion-mnist",
                    help="fashion-mnist (default), mnist, cifar10, or digits (offline)")
     p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--batch-size", type=int, help="default: the book's (256 LeNet, 128 others)")
-    p.add_argument("--lr", type=float, help="default: the book's learning rate for the family")
+    p.add_argument("--batch-size", type=int,
+                   help=f"default: the book's for the family ({book_defaults_text('batch_size')})")
+    p.add_argument("--lr", type=float,
+                   help=f"default: the book's for the family ({book_defaults_text('lr')})")
     p.add_argument("--size", type=int, help="input side (default: the network's)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     p.add_argument("--recipe", default="book", choices=["book", "fast"],

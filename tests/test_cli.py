@@ -1,7 +1,9 @@
-"""The command line contract of DESIGN.md: presets, summary, sizes; one-line errors."""
+"""The command line contract of DESIGN.md: presets, summary, sizes, train's text output;
+one-line errors."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -176,3 +178,32 @@ def test_real_process_prints_no_traceback(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "cnnviz", "sizes", "nin", "--json"],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and json.loads(proc.stdout)["min"] == 67
+
+
+def test_train_text_output_matches_the_readme(capsys):
+    """Per epoch ``epoch 1: loss 1.0652, train acc 0.712, test acc 0.803, 2,502 examples/s,
+    0.6 s``, then ``finished on cpu: done; test accuracy 0.97``: the README's lines."""
+    code, out, err = run(capsys, "train", "lenet-bn", "--dataset", "digits", "--epochs", "2",
+                         "--batch-size", "64", "--lr", "0.5", "--limit", "300",
+                         "--device", "cpu")
+    assert code == 0, err
+    lines = out.splitlines()
+    assert len(lines) == 3
+    for number, line in enumerate(lines[:2], 1):
+        assert re.fullmatch(rf"epoch {number}: loss \d+\.\d{{4}}, train acc [01]\.\d{{3}}, "
+                            r"test acc [01]\.\d{3}, [\d,]+ examples/s, \d+\.\d s", line), line
+    assert re.fullmatch(r"finished on cpu: done; test accuracy [01]\.\d\d", lines[2]), lines[2]
+    # the final accuracy is the last epoch's (given to 3 places), rounded to 2
+    last_epoch = float(re.search(r"test acc ([\d.]+)", lines[1]).group(1))
+    assert abs(float(lines[2].rsplit(" ", 1)[1]) - last_epoch) <= 0.0051
+
+
+def test_train_help_gives_the_books_defaults(capsys):
+    from cnnviz.training.config import book_defaults_text
+
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert f"default: the book's for the family ({book_defaults_text('batch_size')})" in out
+    assert f"default: the book's for the family ({book_defaults_text('lr')})" in out
+    assert "ResNet 256, DenseNet 256" in out
