@@ -72,6 +72,12 @@ def dense_knob(default: tuple[int, ...]) -> Any:
                     "Linear(…, num_classes) follows them")
 
 
+def adaptive_pool_knob(example: str) -> Any:
+    return knob(0, min=0, max=256, slider=(0, 14),
+                doc="0: none; n: AdaptiveAvgPool2d(n) before Flatten, so the first Linear gets "
+                    f"c·n·n inputs at any input size ({example})")
+
+
 def conv_bias_knob() -> Any:
     return knob(True, doc="the book's convs have biases (c_out parameters each); torchvision's "
                           "do not, since the BatchNorm after them has its own shift")
@@ -98,6 +104,28 @@ class ConvLayer:
 CONVS_DOC = "convolutions in order, each Conv2d → [BatchNorm2d] → activation"
 
 
+# LeNet and AlexNet differ only in these knobs' defaults.
+def convs_knob(default: tuple[ConvLayer, ...]) -> Any:
+    return knob(default, nonempty=True, count=(1, 8), label="convolutions",
+                item=Knob(label="convolution", doc=CONVS_DOC), doc=CONVS_DOC)
+
+
+def pool_knob(default: str) -> Any:
+    return knob(default, choices=("avg", "max"),
+                doc="the pooling layer after a conv marked pool: AvgPool2d (LeNet) or "
+                    "MaxPool2d (AlexNet); no parameters, channels unchanged")
+
+
+def pool_kernel_knob(default: int) -> Any:
+    return kernel_knob(default, slider=(1, 7),
+                       doc=f"that pooling layer's window k; {OUT_SIZE} with p = 0")
+
+
+def dense_dropout_knob(default: float) -> Any:
+    return dropout_knob(default, doc="Dropout(p) after every hidden dense layer's activation; "
+                                     "0 adds none")
+
+
 @dataclass(frozen=True)
 class PlainCNNSpec:
     """Convolutions with pooling, then dense layers: the shape LeNet and AlexNet share.
@@ -108,28 +136,20 @@ class PlainCNNSpec:
     in_channels: int = in_channels_knob()
     num_classes: int = num_classes_knob()
     input_size: int = input_size_knob(28)
-    convs: tuple[ConvLayer, ...] = knob(
-        (ConvLayer(6, 5, padding=2, pool=True), ConvLayer(16, 5, pool=True)), nonempty=True,
-        count=(1, 8), label="convolutions", item=Knob(label="convolution", doc=CONVS_DOC),
-        doc=CONVS_DOC)
-    pool: str = knob("avg", choices=("avg", "max"),
-                     doc="the pooling layer after a conv marked pool: AvgPool2d (LeNet) or "
-                         "MaxPool2d (AlexNet); no parameters, channels unchanged")
-    pool_kernel: int = kernel_knob(2, slider=(1, 7), doc=f"that pooling layer's window k; "
-                                                         f"{OUT_SIZE} with p = 0")
-    pool_stride: int = stride_knob(2, slider=(1, 7), doc=f"that pooling layer's stride s; {OUT_SIZE} with "
-                                          "p = 0 (2: half the height and width)")
+    convs: tuple[ConvLayer, ...] = convs_knob(
+        (ConvLayer(6, 5, padding=2, pool=True), ConvLayer(16, 5, pool=True)))
+    pool: str = pool_knob("avg")
+    pool_kernel: int = pool_kernel_knob(2)
+    pool_stride: int = stride_knob(2, slider=(1, 7),
+                                   doc=f"that pooling layer's stride s; {OUT_SIZE} with p = 0 "
+                                       "(2: half the height and width)")
     dense: tuple[int, ...] = dense_knob((120, 84))
     activation: str = activation_knob("sigmoid")
     batch_norm: bool = knob(False, doc="BatchNorm after every conv (BatchNorm2d) and hidden "
                                        "dense layer (BatchNorm1d), before the activation: "
                                        "2 learned parameters per channel")
-    dropout: float = dropout_knob(0.0, doc="Dropout(p) after every hidden dense layer's "
-                                           "activation; 0 adds none")
-    adaptive_pool: int = knob(0, min=0, max=256, slider=(0, 14),
-                              doc="0: none; n: AdaptiveAvgPool2d(n) before Flatten, so the "
-                                  "first Linear gets c·n·n inputs at any input size "
-                                  "(torchvision's AlexNet: 6)")
+    dropout: float = dense_dropout_knob(0.0)
+    adaptive_pool: int = adaptive_pool_knob("torchvision's AlexNet: 6")
 
 
 @dataclass(frozen=True)
@@ -141,23 +161,17 @@ class LeNetSpec(PlainCNNSpec):
 class AlexNetSpec(PlainCNNSpec):
     family: ClassVar[str] = "alexnet"
     input_size: int = input_size_knob(224)
-    convs: tuple[ConvLayer, ...] = knob(
+    convs: tuple[ConvLayer, ...] = convs_knob(
         (ConvLayer(96, 11, stride=4, padding=1, pool=True),
          ConvLayer(256, 5, padding=2, pool=True),
          ConvLayer(384, 3, padding=1),
          ConvLayer(384, 3, padding=1),
-         ConvLayer(256, 3, padding=1, pool=True)), nonempty=True,
-        count=(1, 8), label="convolutions", item=Knob(label="convolution", doc=CONVS_DOC),
-        doc=CONVS_DOC)
-    pool: str = knob("max", choices=("avg", "max"),
-                     doc="the pooling layer after a conv marked pool: AvgPool2d (LeNet) or "
-                         "MaxPool2d (AlexNet); no parameters, channels unchanged")
-    pool_kernel: int = kernel_knob(3, slider=(1, 7), doc=f"that pooling layer's window k; "
-                                                         f"{OUT_SIZE} with p = 0")
+         ConvLayer(256, 3, padding=1, pool=True)))
+    pool: str = pool_knob("max")
+    pool_kernel: int = pool_kernel_knob(3)
     dense: tuple[int, ...] = dense_knob((4096, 4096))
     activation: str = activation_knob("relu")
-    dropout: float = dropout_knob(0.5, doc="Dropout(p) after every hidden dense layer's "
-                                           "activation; 0 adds none")
+    dropout: float = dense_dropout_knob(0.5)
 
 
 # A VGG block's two numbers, as a pair of ``arch`` and as the custom ``vgg_block`` layer.
@@ -188,12 +202,8 @@ class VGGSpec:
     activation: str = activation_knob("relu")
     batch_norm: bool = knob(False, doc="BatchNorm2d between every conv and its activation "
                                        "(torchvision's vgg*_bn): 2 parameters per channel")
-    dropout: float = dropout_knob(0.5, doc="Dropout(p) after every hidden dense layer's "
-                                           "activation; 0 adds none")
-    adaptive_pool: int = knob(0, min=0, max=256, slider=(0, 14),
-                              doc="0: none; n: AdaptiveAvgPool2d(n) before Flatten, so the "
-                                  "first Linear gets c·n·n inputs at any input size "
-                                  "(torchvision's VGG: 7)")
+    dropout: float = dense_dropout_knob(0.5)
+    adaptive_pool: int = adaptive_pool_knob("torchvision's VGG: 7")
 
 
 @dataclass(frozen=True)
