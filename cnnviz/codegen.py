@@ -13,7 +13,7 @@ import inspect
 from torch import nn
 
 from cnnviz.models import build_meta
-from cnnviz.models.blocks import DenseBlock, Inception, Residual, init_weights
+from cnnviz.models.blocks import ChainBlock, init_weights
 
 LINE_WIDTH = 88  # a call that fits in this many columns stays on one line
 INDENT = "    "
@@ -22,45 +22,28 @@ FAMILY_TITLES = {"lenet": "LeNet", "alexnet": "AlexNet", "vgg": "VGG", "nin": "N
                  "googlenet": "GoogLeNet", "resnet": "ResNet", "densenet": "DenseNet",
                  "custom": "A custom network"}
 
-# The book's blocks that are not plain containers need their forward in the generated file.
-# Their constructors take the already-built submodules, so the nesting (and so the state_dict
-# keys) stays exactly that of cnnviz's model.
-BLOCK_SOURCES = {
-    Inception: '''class Inception(nn.Module):
-    """Four parallel paths p1..p4 whose outputs are concatenated along channels."""
+# What a block class has only for cnnviz's own analysis; the generated file leaves it out.
+LIBRARY_ONLY = ("shape_rule", "out_channels")
 
-    def __init__(self, p1: nn.Module, p2: nn.Module, p3: nn.Module, p4: nn.Module):
-        super().__init__()
-        self.p1, self.p2, self.p3, self.p4 = p1, p2, p3, p4
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([self.p1(x), self.p2(x), self.p3(x), self.p4(x)], dim=1)
-''',
-    Residual: '''class Residual(nn.Module):
-    """act(body(x) + shortcut(x)): the main path learns only the residual."""
+def block_source(cls: type) -> str:
+    """The source of a block class as cnnviz defines it, less its LIBRARY_ONLY members.
 
-    def __init__(self, body: nn.Module, shortcut: nn.Module):
-        super().__init__()
-        self.body = body
-        self.shortcut = shortcut
-        self.act = nn.ReLU()
+    The constructors take the already-built submodules, so the generated model nests (and so
+    names its ``state_dict`` keys) exactly as cnnviz's does.
+    """
+    source = inspect.getsource(cls)
+    lines = source.splitlines(keepends=True)
+    (node,) = ast.parse(source).body
+    drop: set[int] = set()
+    for item in node.body:
+        if isinstance(item, ast.FunctionDef) and item.name in LIBRARY_ONLY:
+            first = min([item.lineno, *(d.lineno for d in item.decorator_list)])
+            drop.update(range(first - 1, item.end_lineno))
+            if item.end_lineno < len(lines) and not lines[item.end_lineno].strip():
+                drop.add(item.end_lineno)  # the blank line after it
+    return "".join(line for i, line in enumerate(lines) if i not in drop).rstrip() + "\n"
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.act(self.body(x) + self.shortcut(x))
-''',
-    DenseBlock: '''class DenseBlock(nn.Module):
-    """Each conv block sees the concatenation of the block input and every earlier output."""
-
-    def __init__(self, layers: list[nn.Module]):
-        super().__init__()
-        self.layers = nn.ModuleList(layers)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for layer in self.layers:
-            x = torch.cat((x, layer(x)), dim=1)
-        return x
-''',
-}
 
 # The generated file initialises exactly as cnnviz's builders do: the same function.
 INIT_SOURCE = inspect.getsource(init_weights)
@@ -154,27 +137,34 @@ class _Renderer:
     def render(self, module: nn.Module, level: int, width: int = LINE_WIDTH) -> str:
         """Source for ``module``, starting ``level`` indents in; the first line has ``width``
         columns in all (less when a prefix such as ``('b1', `` sits before it)."""
-        if isinstance(module, nn.Sequential):
+        if isinstance(module, nn.Sequential) and (
+                isinstance(module, ChainBlock) or type(module).forward is nn.Sequential.forward):
             return self._sequential(module, level, width)
-        for block, parts in ((Inception, ["p1", "p2", "p3", "p4"]),
-                             (Residual, ["body", "shortcut"])):
-            if isinstance(module, block):
-                self._use(block)
-                children = [self.render(getattr(module, p), level + 1) for p in parts]
-                return self._call(block.__name__, children, level, width=width)
-        if isinstance(module, DenseBlock):
-            self._use(DenseBlock)
-            layers = [self.render(layer, level + 1) for layer in module.layers]
-            return self._call("DenseBlock", [self._call("", layers, level, "[]")], level,
-                              hug=True, width=width)
-        return leaf_source(module)
+        if type(module) in LEAF_TYPES or not type(module).__module__.startswith("cnnviz."):
+            return leaf_source(module)  # a torch layer (TypeError for one it cannot write)
+        # A block with a forward of its own: its class goes into the file, and its
+        # constructor gets the built submodules its signature names.
+        block = type(module)
+        self._use(block)
+        children = [getattr(module, param) for param in inspect.signature(block).parameters]
+        # One list argument hugs the call, ``DenseBlock([...])``; otherwise one per line.
+        hug = len(children) == 1 and isinstance(children[0], nn.ModuleList)
+        inner = level if hug else level + 1
+        args = []
+        for child in children:
+            if isinstance(child, nn.ModuleList):
+                items = [self.render(c, inner + 1) for c in child]
+                args.append(self._call("", items, inner, "[]"))
+            else:
+                args.append(self.render(child, inner))
+        return self._call(block.__name__, args, level, hug=hug, width=width)
 
     def _use(self, block: type) -> None:
         if block not in self.blocks_used:
             self.blocks_used.append(block)
 
     def _sequential(self, module: nn.Sequential, level: int, width: int) -> str:
-        # VGGBlock, NiNBlock and Transition are Sequentials: plain nn.Sequential keeps them.
+        # VGGBlock, NiNBlock and Transition are chains: plain nn.Sequential keeps their keys.
         names = list(module._modules)
         if names == [str(i) for i in range(len(names))]:  # positional names: same keys
             children = [self.render(m, level + 1) for m in module]
@@ -219,7 +209,7 @@ def pytorch_source(spec) -> str:
         'Generated by cnnviz; needs only PyTorch. Run it to check the output shape.\n"""',
         "\n".join(imports),
         f"INPUT_SHAPE = {input_shape}",
-        *[BLOCK_SOURCES[block] for block in renderer.blocks_used],
+        *[block_source(block) for block in renderer.blocks_used],
         INIT_SOURCE,
         f"def build_model() -> nn.Module:\n{INDENT}model = {body}\n"
         f"{INDENT}return init_weights(model)\n",

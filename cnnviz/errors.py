@@ -41,3 +41,11 @@ class ShapeError(CnnvizError):
         self.reason = reason
         self.direction = direction
         super().__init__(f"{layer_type} {layer}: {reason}")
+
+
+Shape = tuple[int, ...]  # (C, H, W) for feature maps, (F,) after Flatten; batch excluded
+
+
+def fmt_shape(shape: Shape) -> str:
+    """``(64, 56, 56)`` → ``64×56×56``: how every page and message writes a shape."""
+    return "×".join(str(d) for d in shape)

@@ -5,9 +5,9 @@ import math
 
 import plotly.graph_objects as go
 
+from cnnviz.errors import fmt_shape
 from cnnviz.shapes.sizes import SizeReport
-# fmt_shape via summary: importing cnnviz.shapes.arithmetic before cnnviz.models is a cycle
-from cnnviz.shapes.summary import Summary, fmt_shape
+from cnnviz.shapes.summary import Summary
 
 VALID_COLOUR = "#2ca02c"
 INVALID_COLOUR = "#c7c7c7"

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from cnnviz.errors import Problem, ShapeError, SpecError
 from cnnviz.models import build_meta
-from cnnviz.shapes.arithmetic import fmt_shape, output_shape
+from cnnviz.models.arithmetic import fmt_shape, output_shape
 from cnnviz.shapes.sizes import SizeReport, find_valid_sizes
 from cnnviz.shapes.summary import Summary, summarize
 

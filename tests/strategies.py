@@ -5,7 +5,7 @@ from hypothesis import strategies as st
 
 from cnnviz.errors import ShapeError
 from cnnviz.models import build
-from cnnviz.shapes.arithmetic import output_shape
+from cnnviz.models.arithmetic import output_shape
 from cnnviz.specs import CustomSpec
 from cnnviz.specs import custom as L
 

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from cnnviz.errors import ShapeError, SpecError
 from cnnviz.models import build
 from cnnviz.presets import PRESETS
-from cnnviz.shapes.arithmetic import output_shape, trace
+from cnnviz.models.arithmetic import output_shape, trace
 from cnnviz.shapes.summary import parse_size, summarize
 from cnnviz.specs import CustomSpec
 from cnnviz.specs import custom as L

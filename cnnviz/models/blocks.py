@@ -1,14 +1,22 @@
 """The book's building blocks as typed modules, shared by every family and by ``custom``.
 
-Block classes expose their structure (``body``/``shortcut``, ``paths``, ``layers``) so that the
-size arithmetic in :mod:`cnnviz.shapes` can follow them without running a forward pass.
+Every container block carries its *shape rule* beside its ``forward``: ``shape_rule(shape,
+trace_child, name)`` says how the block's output shape follows from its input shape, calling
+``trace_child(child_name, shape)`` for each child in the order ``forward`` runs them. The size
+arithmetic (:mod:`cnnviz.models.arithmetic`) calls it and knows no block class by name.
 """
 from __future__ import annotations
 
 from collections import OrderedDict
+from typing import Callable
 
 import torch
 from torch import nn
+
+from cnnviz.errors import Shape, ShapeError, fmt_shape
+
+# trace_child(child_name, input_shape) -> output_shape; records the child in the layer table.
+TraceChild = Callable[[str, Shape], Shape]
 
 ACTIVATION_MODULES: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU, "sigmoid": nn.Sigmoid, "gelu": nn.GELU}
@@ -30,7 +38,16 @@ def conv_act(in_channels: int, out_channels: int, kernel: int, stride: int = 1,
     return layers
 
 
-class VGGBlock(nn.Sequential):
+class ChainBlock(nn.Sequential):
+    """A block that runs its layers one after another (no forward of its own)."""
+
+    def shape_rule(self, shape: Shape, trace_child: TraceChild, name: str) -> Shape:
+        for child_name in self._modules:
+            shape = trace_child(child_name, shape)
+        return shape
+
+
+class VGGBlock(ChainBlock):
     """``num_convs`` 3×3 convolutions (padding 1) with activations, then 2×2 max pooling."""
 
     def __init__(self, num_convs: int, in_channels: int, out_channels: int, *,
@@ -45,7 +62,7 @@ class VGGBlock(nn.Sequential):
         self.out_channels = out_channels
 
 
-class NiNBlock(nn.Sequential):
+class NiNBlock(ChainBlock):
     """A k×k convolution, then two 1×1 convolutions: an MLP across channels at every pixel."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel: int, stride: int,
@@ -58,46 +75,117 @@ class NiNBlock(nn.Sequential):
         self.out_channels = out_channels
 
 
+class Transition(ChainBlock):
+    """BN → ReLU → 1×1 conv (fewer channels) → 2×2 average pooling (half the height/width)."""
+
+    def __init__(self, in_channels: int, out_channels: int, *, bias: bool = True):
+        super().__init__(nn.BatchNorm2d(in_channels), nn.ReLU(),
+                         nn.Conv2d(in_channels, out_channels, 1, bias=bias),
+                         nn.AvgPool2d(kernel_size=2, stride=2))
+        self.out_channels = out_channels
+
+
+# The blocks below have a forward of their own. Their constructors take the built paths, so
+# the exported PyTorch code (cnnviz.codegen) copies each class as it stands here; the methods
+# named in cnnviz.codegen.LIBRARY_ONLY (the shape rule, out_channels) stay behind.
+
 class Inception(nn.Module):
     """Four parallel paths p1..p4 whose outputs are concatenated along channels."""
 
-    def __init__(self, in_channels: int, c1: int, c2: tuple[int, int], c3: tuple[int, int],
-                 c4: int, *, branch3_kernel: int = 5, batch_norm: bool = False,
-                 ceil_mode: bool = False):
+    def __init__(self, p1: nn.Module, p2: nn.Module, p3: nn.Module, p4: nn.Module):
         super().__init__()
-
-        def unit(i: int, o: int, k: int, p: int = 0) -> list[nn.Module]:
-            return conv_act(i, o, k, padding=p, batch_norm=batch_norm, bias=not batch_norm,
-                            bn_eps=1e-3)
-
-        self.p1 = nn.Sequential(*unit(in_channels, c1, 1))
-        self.p2 = nn.Sequential(*unit(in_channels, c2[0], 1), *unit(c2[0], c2[1], 3, 1))
-        self.p3 = nn.Sequential(*unit(in_channels, c3[0], 1),
-                                *unit(c3[0], c3[1], branch3_kernel, branch3_kernel // 2))
-        self.p4 = nn.Sequential(nn.MaxPool2d(3, stride=1, padding=1, ceil_mode=ceil_mode),
-                                *unit(in_channels, c4, 1))
-        self.out_channels = c1 + c2[1] + c3[1] + c4
-
-    @property
-    def paths(self) -> list[nn.Module]:
-        return [self.p1, self.p2, self.p3, self.p4]
+        self.p1, self.p2, self.p3, self.p4 = p1, p2, p3, p4
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([p(x) for p in self.paths], dim=1)
+        return torch.cat([self.p1(x), self.p2(x), self.p3(x), self.p4(x)], dim=1)
+
+    @property
+    def out_channels(self) -> int:
+        return sum(last_conv(p).out_channels for p in (self.p1, self.p2, self.p3, self.p4))
+
+    def shape_rule(self, shape: Shape, trace_child: TraceChild, name: str) -> Shape:
+        outs = [trace_child(f"p{i}", shape) for i in range(1, 5)]
+        if len({o[1:] for o in outs}) != 1:
+            sizes = ", ".join(fmt_shape(o[1:]) for o in outs)
+            raise ShapeError(name, "Inception", f"paths give different sizes ({sizes}); "
+                             "they must match to be concatenated", "other")
+        return (sum(o[0] for o in outs), *outs[0][1:])
 
 
 class Residual(nn.Module):
     """``act(body(x) + shortcut(x))``: the main path learns only the residual."""
 
-    def __init__(self, body: nn.Sequential, shortcut: nn.Module, out_channels: int):
+    def __init__(self, body: nn.Module, shortcut: nn.Module):
         super().__init__()
         self.body = body
         self.shortcut = shortcut
         self.act = nn.ReLU()
-        self.out_channels = out_channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.act(self.body(x) + self.shortcut(x))
+
+    @property
+    def out_channels(self) -> int:
+        return last_conv(self.body).out_channels
+
+    def shape_rule(self, shape: Shape, trace_child: TraceChild, name: str) -> Shape:
+        main = trace_child("body", shape)
+        short = trace_child("shortcut", shape)
+        if main != short:
+            raise ShapeError(name, "Residual", f"main path gives {fmt_shape(main)} but the "
+                             f"shortcut gives {fmt_shape(short)}; they must match to be added",
+                             "other")
+        return trace_child("act", main)
+
+
+class DenseBlock(nn.Module):
+    """Each conv block sees the concatenation of the block input and every earlier output."""
+
+    def __init__(self, layers: list[nn.Module]):
+        super().__init__()
+        self.layers = nn.ModuleList(layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers:
+            x = torch.cat((x, layer(x)), dim=1)
+        return x
+
+    @property
+    def out_channels(self) -> int:
+        first_norm = next(m for m in self.layers[0].modules() if isinstance(m, nn.BatchNorm2d))
+        return first_norm.num_features + sum(last_conv(l).out_channels for l in self.layers)
+
+    def shape_rule(self, shape: Shape, trace_child: TraceChild, name: str) -> Shape:
+        for i in range(len(self.layers)):
+            out = trace_child(f"layers.{i}", shape)
+            if out[1:] != shape[1:]:
+                raise ShapeError(name, "DenseBlock", f"conv block {i} changes the size from "
+                                 f"{fmt_shape(shape[1:])} to {fmt_shape(out[1:])}", "other")
+            shape = (shape[0] + out[0], *shape[1:])
+        return shape
+
+
+def last_conv(module: nn.Module) -> nn.Conv2d:
+    """The last convolution inside ``module``: it decides the channels the module gives."""
+    return [m for m in module.modules() if isinstance(m, nn.Conv2d)][-1]
+
+
+def inception(in_channels: int, c1: int, c2: tuple[int, int], c3: tuple[int, int], c4: int, *,
+              branch3_kernel: int = 5, batch_norm: bool = False,
+              ceil_mode: bool = False) -> Inception:
+    """The book's Inception block from its channel counts c1..c4 (torchvision's with BN)."""
+
+    def unit(i: int, o: int, k: int, p: int = 0) -> list[nn.Module]:
+        return conv_act(i, o, k, padding=p, batch_norm=batch_norm, bias=not batch_norm,
+                        bn_eps=1e-3)
+
+    return Inception(
+        nn.Sequential(*unit(in_channels, c1, 1)),
+        nn.Sequential(*unit(in_channels, c2[0], 1), *unit(c2[0], c2[1], 3, 1)),
+        nn.Sequential(*unit(in_channels, c3[0], 1),
+                      *unit(c3[0], c3[1], branch3_kernel, branch3_kernel // 2)),
+        nn.Sequential(nn.MaxPool2d(3, stride=1, padding=1, ceil_mode=ceil_mode),
+                      *unit(in_channels, c4, 1)))
 
 
 def residual(in_channels: int, num_channels: int, *, use_1x1conv: bool = False,
@@ -128,7 +216,7 @@ def residual(in_channels: int, num_channels: int, *, use_1x1conv: bool = False,
         shortcut: nn.Module = nn.Sequential(OrderedDict(projection))
     else:
         shortcut = nn.Identity()
-    return Residual(body, shortcut, out)
+    return Residual(body, shortcut)
 
 
 def dense_conv_block(in_channels: int, growth_rate: int, *, bottleneck_size: int = 0,
@@ -145,32 +233,12 @@ def dense_conv_block(in_channels: int, growth_rate: int, *, bottleneck_size: int
     return nn.Sequential(*layers)
 
 
-class DenseBlock(nn.Module):
-    """Each conv block sees the concatenation of the block input and every earlier output."""
-
-    def __init__(self, num_convs: int, in_channels: int, growth_rate: int, *,
-                 bottleneck_size: int = 0, bias: bool = True):
-        super().__init__()
-        self.layers = nn.ModuleList(
-            dense_conv_block(in_channels + i * growth_rate, growth_rate,
-                             bottleneck_size=bottleneck_size, bias=bias)
-            for i in range(num_convs))
-        self.out_channels = in_channels + num_convs * growth_rate
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for layer in self.layers:
-            x = torch.cat((x, layer(x)), dim=1)
-        return x
-
-
-class Transition(nn.Sequential):
-    """BN → ReLU → 1×1 conv (fewer channels) → 2×2 average pooling (half the height/width)."""
-
-    def __init__(self, in_channels: int, out_channels: int, *, bias: bool = True):
-        super().__init__(nn.BatchNorm2d(in_channels), nn.ReLU(),
-                         nn.Conv2d(in_channels, out_channels, 1, bias=bias),
-                         nn.AvgPool2d(kernel_size=2, stride=2))
-        self.out_channels = out_channels
+def dense_block(num_convs: int, in_channels: int, growth_rate: int, *,
+                bottleneck_size: int = 0, bias: bool = True) -> DenseBlock:
+    """``num_convs`` conv blocks; the i-th sees ``in_channels + i·growth_rate`` channels."""
+    return DenseBlock([dense_conv_block(in_channels + i * growth_rate, growth_rate,
+                                        bottleneck_size=bottleneck_size, bias=bias)
+                       for i in range(num_convs)])
 
 
 def stem(in_channels: int, out_channels: int, *, bias: bool = True) -> nn.Sequential:

@@ -85,7 +85,7 @@ def _layer(layer, chain: _Chain, path: str, problems: list[Problem]) -> nn.Modul
         module = blocks.NiNBlock(c, layer.out_channels, layer.kernel, layer.stride,
                                  layer.padding)
     elif isinstance(layer, L.InceptionLayer):
-        module = blocks.Inception(c, layer.c1, layer.c2, layer.c3, layer.c4)
+        module = blocks.inception(c, layer.c1, layer.c2, layer.c3, layer.c4)
     elif isinstance(layer, L.ResidualLayer):
         if not layer.use_1x1conv and c != layer.num_channels:
             problems.append(Problem(f"{path}.use_1x1conv", f"must be true when the input "
@@ -96,7 +96,7 @@ def _layer(layer, chain: _Chain, path: str, problems: list[Problem]) -> nn.Modul
         module = blocks.residual(c, layer.num_channels, use_1x1conv=layer.use_1x1conv,
                                  strides=layer.strides)
     elif isinstance(layer, L.DenseBlockLayer):
-        module = blocks.DenseBlock(layer.num_convs, c, layer.growth_rate)
+        module = blocks.dense_block(layer.num_convs, c, layer.growth_rate)
     elif isinstance(layer, L.TransitionLayer):
         module = blocks.Transition(c, layer.out_channels)
     else:  # pragma: no cover - every layer type of the spec is handled above

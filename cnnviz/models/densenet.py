@@ -5,7 +5,7 @@ from collections import OrderedDict
 
 from torch import nn
 
-from cnnviz.models.blocks import DenseBlock, Transition, init_weights, named_stages, stem
+from cnnviz.models.blocks import Transition, dense_block, init_weights, named_stages, stem
 from cnnviz.models.registry import register
 
 
@@ -16,8 +16,8 @@ def densenet(spec) -> nn.Sequential:
     channels = spec.stem_channels
     last = len(spec.num_convs_in_dense_blocks) - 1
     for i, num_convs in enumerate(spec.num_convs_in_dense_blocks):
-        dense = DenseBlock(num_convs, channels, spec.growth_rate,
-                           bottleneck_size=spec.bottleneck_size, bias=spec.conv_bias)
+        dense = dense_block(num_convs, channels, spec.growth_rate,
+                            bottleneck_size=spec.bottleneck_size, bias=spec.conv_bias)
         parts: list[tuple[str, nn.Module]] = [("dense", dense)]
         channels = dense.out_channels
         if i != last:

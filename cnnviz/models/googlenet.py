@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from cnnviz.models.blocks import Inception, conv_act, init_weights, named_stages
+from cnnviz.models.blocks import conv_act, inception, init_weights, named_stages
 from cnnviz.models.registry import register
 
 
@@ -24,7 +24,7 @@ def googlenet(spec) -> nn.Sequential:
     def inceptions(channels: int, cfgs) -> tuple[list[nn.Module], int]:
         blocks = []
         for c in cfgs:
-            blocks.append(Inception(channels, c.c1, c.c2, c.c3, c.c4, batch_norm=bn,
+            blocks.append(inception(channels, c.c1, c.c2, c.c3, c.c4, batch_norm=bn,
                                     branch3_kernel=spec.branch3_kernel,
                                     ceil_mode=spec.ceil_mode))
             channels = blocks[-1].out_channels

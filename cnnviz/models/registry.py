@@ -3,12 +3,15 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import math
 from typing import Callable
 
 import torch
 from torch import nn
 
 from cnnviz.errors import Problem, ShapeError, SpecError
+from cnnviz.models.arithmetic import output_shape
+from cnnviz.specs import validate
 
 _BUILDERS: dict[str, Callable] = {}
 
@@ -26,8 +29,6 @@ def build(spec, device: str | torch.device | None = None) -> nn.Module:
     ``device="meta"`` gives a model with shapes but no storage: shape work never pays for
     weights. Raises :class:`SpecError` when the spec cannot be built.
     """
-    from cnnviz.specs import validate  # specs do not import models; avoid a cycle at import
-
     problems = validate(spec)
     if problems:
         raise SpecError(problems)
@@ -54,16 +55,13 @@ def flat_features(features: nn.Module, spec) -> int:
     """How many features ``features`` hands to Flatten at the spec's input size.
 
     This is how the book sizes the first Linear (``nn.Linear(16 * 5 * 5, 120)``); a different
-    input size then no longer fits that Linear, which is what the size finder reports.
+    input size then no longer fits that Linear, which is what the size finder reports. The size
+    arithmetic answers without a forward pass (a first meta-device forward in a process costs
+    about a second of imports, on every command-line call).
     """
-    from cnnviz.shapes.arithmetic import output_shape  # arithmetic imports the block classes
-
     try:
         shape = output_shape(features, (spec.in_channels, spec.input_size, spec.input_size))
     except ShapeError as exc:
         raise SpecError([Problem("input_size", f"{spec.input_size} is too small for the "
                                                f"convolutional part: {exc}")]) from None
-    total = 1
-    for d in shape:
-        total *= d
-    return total
+    return math.prod(shape)

@@ -4,7 +4,7 @@ Every layer's output size is a non-decreasing function of its input size, and a 
 either because its input is too small (a kernel larger than the map: fails for every smaller
 size too) or because a Linear gets the wrong number of flattened features (too few below a
 band, too many above it). So the sizes that run form one interval, found with a few binary
-searches over :func:`~cnnviz.shapes.arithmetic.output_shape` — the study notes' "use binary
+searches over :func:`~cnnviz.models.arithmetic.output_shape` — the study notes' "use binary
 search: once the feature map gets smaller than a kernel, it fails". If a network ever breaks
 that structure (a failure no size can fix), the finder falls back to checking every size.
 """
@@ -17,7 +17,7 @@ from torch import nn
 
 from cnnviz.errors import ShapeError
 from cnnviz.models import build_meta
-from cnnviz.shapes.arithmetic import output_shape, trace
+from cnnviz.models.arithmetic import output_shape, trace
 
 # Sizes beyond the checked range are probed up to here to tell a band from "no maximum".
 UNBOUNDED = 1 << 30

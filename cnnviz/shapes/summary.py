@@ -13,7 +13,7 @@ from torch import nn
 
 from cnnviz.errors import Problem, SpecError
 from cnnviz.models import build_meta
-from cnnviz.shapes.arithmetic import Row, fmt_shape, trace
+from cnnviz.models.arithmetic import Row, fmt_shape, trace
 
 BYTES_PER_VALUE = 4  # float32, as torchinfo assumes
 MAX_SIDE = 100_000  # the largest height or width a summary accepts

@@ -11,21 +11,18 @@ import json
 import zlib
 
 from cnnviz.errors import Problem, SpecError
+from cnnviz.specs import spec_from_json, spec_to_dict
 
 MAX_TOKEN_CHARS = 20_000
 MAX_JSON_BYTES = 200_000
 
 
 def spec_to_token(spec) -> str:
-    from cnnviz.specs import spec_to_dict  # the package imports this module
-
     text = json.dumps(spec_to_dict(spec), separators=(",", ":"))
     return base64.urlsafe_b64encode(zlib.compress(text.encode(), 9)).decode().rstrip("=")
 
 
 def spec_from_token(token: str):
-    from cnnviz.specs import spec_from_json
-
     if len(token) > MAX_TOKEN_CHARS:
         raise SpecError([Problem("", "the network in the link is too long")])
     try:

@@ -11,10 +11,7 @@ from dataclasses import dataclass, field
 
 from torch import nn
 
-from cnnviz.errors import ShapeError
-from cnnviz.models.blocks import DenseBlock, Inception, Residual
-
-Shape = tuple[int, ...]  # (C, H, W) for feature maps, (F,) after Flatten; batch excluded
+from cnnviz.errors import Shape, ShapeError, fmt_shape
 
 SHAPE_PRESERVING = (nn.ReLU, nn.Sigmoid, nn.GELU, nn.Tanh, nn.Dropout, nn.Identity)
 
@@ -31,10 +28,6 @@ class Row:
     input_shape: Shape
     output_shape: Shape = ()
     arithmetic: str = ""
-
-
-def fmt_shape(shape: Shape) -> str:
-    return "×".join(str(d) for d in shape)
 
 
 def _pair(value) -> tuple[int, int]:
@@ -70,51 +63,30 @@ class Tracer:
             self.rows.append(row)
         if leaf_rule is not None:
             out, text = leaf_rule(self, module, shape, name)
-        elif isinstance(module, Residual):
-            out, text = self._residual(module, shape, name, depth), ""
-        elif isinstance(module, Inception):
-            out, text = self._inception(module, shape, name, depth), ""
-        elif isinstance(module, DenseBlock):
-            out, text = self._dense(module, shape, name, depth), ""
-        elif isinstance(module, (nn.Sequential, nn.ModuleList)):
-            out, text = shape, ""
-            for child_name, child in module.named_children():
-                out = self.run(child, out, _join(name, child_name), depth + 1)
-        elif isinstance(module, SHAPE_PRESERVING):
-            out, text = shape, ""
         else:
-            raise ShapeError(name, type(module).__name__,
-                             "cnnviz cannot compute this layer's output size", "other")
+            out, text = self._container(module, shape, name, depth), ""
         if row is not None:
             row.output_shape, row.arithmetic = out, text
         return out
 
-    def _residual(self, block: Residual, shape: Shape, name: str, depth: int) -> Shape:
-        main = self.run(block.body, shape, _join(name, "body"), depth + 1)
-        short = self.run(block.shortcut, shape, _join(name, "shortcut"), depth + 1)
-        if main != short:
-            raise ShapeError(name, "Residual", f"main path gives {fmt_shape(main)} but the "
-                             f"shortcut gives {fmt_shape(short)}; they must match to be added",
-                             "other")
-        return self.run(block.act, main, _join(name, "act"), depth + 1)
+    def _container(self, module: nn.Module, shape: Shape, name: str, depth: int) -> Shape:
+        """A block follows its own shape rule; torch's plain containers run their children in
+        order. Anything else (a subclass of nn.Sequential with a forward of its own included)
+        is refused rather than guessed at."""
+        def trace_child(child: str, child_shape: Shape) -> Shape:
+            return self.run(module.get_submodule(child), child_shape, _join(name, child),
+                            depth + 1)
 
-    def _inception(self, block: Inception, shape: Shape, name: str, depth: int) -> Shape:
-        outs = [self.run(p, shape, _join(name, f"p{i}"), depth + 1)
-                for i, p in enumerate(block.paths, 1)]
-        if len({o[1:] for o in outs}) != 1:
-            sizes = ", ".join(fmt_shape(o[1:]) for o in outs)
-            raise ShapeError(name, "Inception", f"paths give different sizes ({sizes}); "
-                             "they must match to be concatenated", "other")
-        return (sum(o[0] for o in outs), *outs[0][1:])
-
-    def _dense(self, block: DenseBlock, shape: Shape, name: str, depth: int) -> Shape:
-        for i, layer in enumerate(block.layers):
-            out = self.run(layer, shape, _join(name, f"layers.{i}"), depth + 1)
-            if out[1:] != shape[1:]:
-                raise ShapeError(name, "DenseBlock", f"conv block {i} changes the size from "
-                                 f"{fmt_shape(shape[1:])} to {fmt_shape(out[1:])}", "other")
-            shape = (shape[0] + out[0], *shape[1:])
-        return shape
+        rule = getattr(module, "shape_rule", None)
+        if rule is not None:
+            return rule(shape, trace_child, name)
+        if type(module) in (nn.Sequential, nn.ModuleList):
+            for child in module._modules:
+                shape = trace_child(child, shape)
+            return shape
+        raise ShapeError(name, type(module).__name__,
+                         "cnnviz cannot compute this layer's output size (a container needs a "
+                         "shape_rule beside its forward)", "other")
 
     # -- leaves -----------------------------------------------------------------------------
     def _needs_map(self, module: nn.Module, shape: Shape, name: str, channels: int) -> None:
