@@ -1,4 +1,5 @@
-"""Hypothesis strategies: random custom specs, valid by construction or deliberately broken."""
+"""Hypothesis strategies: random specs of every family with its options, and random custom
+chains, valid by construction or deliberately broken."""
 from __future__ import annotations
 
 from hypothesis import strategies as st
@@ -6,7 +7,8 @@ from hypothesis import strategies as st
 from cnnviz.errors import ShapeError
 from cnnviz.models import build
 from cnnviz.models.arithmetic import output_shape
-from cnnviz.specs import CustomSpec
+from cnnviz.specs import (AlexNetSpec, ConvLayer, CustomSpec, DenseNetSpec, GoogLeNetSpec,
+                          InceptionCfg, LeNetSpec, NiNBlockCfg, NiNSpec, ResNetSpec, VGGSpec)
 from cnnviz.specs import custom as L
 
 small = st.integers(1, 3)
@@ -86,3 +88,90 @@ def custom_specs(draw, max_reference: int = 64) -> CustomSpec:
         if draw(st.booleans()):
             layers += [L.BatchNorm(), L.ReLU(), L.Linear(layers[-1].out_features, 10)]
     return CustomSpec(in_channels, 10, 32, tuple(layers))
+
+
+# -- the families, with their options ---------------------------------------------------------
+# Tiny channel counts keep real forward passes cheap; every option of every family is drawn.
+tiny = st.integers(1, 4)
+activations = st.sampled_from(["relu", "sigmoid", "gelu"])
+dropouts = st.sampled_from([0.0, 0.5])
+
+
+@st.composite
+def plain_cnn_specs(draw, cls=None):
+    """LeNet or AlexNet: convs with optional pooling, dense layers, BN, adaptive pooling."""
+    cls = cls or draw(st.sampled_from([LeNetSpec, AlexNetSpec]))
+    convs = tuple(draw(st.lists(st.builds(ConvLayer, tiny, st.integers(1, 5), st.integers(1, 2),
+                                          st.integers(0, 2), st.booleans()),
+                                min_size=1, max_size=3)))
+    return cls(in_channels=draw(st.integers(1, 3)), input_size=draw(st.integers(12, 48)),
+               convs=convs, pool=draw(st.sampled_from(["avg", "max"])),
+               pool_kernel=draw(st.integers(1, 3)), pool_stride=draw(st.integers(1, 3)),
+               dense=tuple(draw(st.lists(st.integers(1, 8), max_size=2))),
+               activation=draw(activations), batch_norm=draw(st.booleans()),
+               dropout=draw(dropouts), adaptive_pool=draw(st.integers(0, 3)))
+
+
+@st.composite
+def vgg_specs(draw):
+    arch = tuple(draw(st.lists(st.tuples(st.integers(1, 2), tiny), min_size=1, max_size=3)))
+    return VGGSpec(in_channels=draw(st.integers(1, 3)), input_size=draw(st.integers(8, 40)),
+                   arch=arch, dense=tuple(draw(st.lists(st.integers(1, 8), max_size=2))),
+                   activation=draw(activations), batch_norm=draw(st.booleans()),
+                   dropout=draw(dropouts), adaptive_pool=draw(st.integers(0, 2)))
+
+
+@st.composite
+def nin_specs(draw):
+    blocks = tuple(draw(st.lists(st.builds(NiNBlockCfg, tiny, st.integers(1, 5),
+                                           st.integers(1, 2), st.integers(0, 2)),
+                                 min_size=1, max_size=3)))
+    return NiNSpec(in_channels=draw(st.integers(1, 3)), input_size=draw(st.integers(16, 64)),
+                   blocks=blocks, activation=draw(activations),
+                   batch_norm=draw(st.booleans()), dropout=draw(dropouts))
+
+
+def _inception_cfgs():
+    return st.lists(st.builds(InceptionCfg, tiny, st.tuples(tiny, tiny), st.tuples(tiny, tiny),
+                              tiny), min_size=1, max_size=2).map(tuple)
+
+
+@st.composite
+def googlenet_specs(draw):
+    """GoogLeNet with or without BatchNorm (torchvision's BasicConv2d) and ceil-mode pools."""
+    return GoogLeNetSpec(in_channels=draw(st.integers(1, 3)),
+                         input_size=draw(st.integers(24, 96)),
+                         stem_channels=draw(st.tuples(tiny, tiny, tiny)),
+                         b3=draw(_inception_cfgs()), b4=draw(_inception_cfgs()),
+                         b5=draw(_inception_cfgs()),
+                         branch3_kernel=draw(st.sampled_from([1, 3, 5])),
+                         batch_norm=draw(st.booleans()), ceil_mode=draw(st.booleans()),
+                         dropout=draw(dropouts))
+
+
+@st.composite
+def resnet_specs(draw):
+    """Basic or bottleneck residual blocks, with or without biases and shortcut BatchNorm."""
+    stages = tuple(draw(st.lists(st.tuples(st.integers(1, 2), tiny), min_size=1, max_size=3)))
+    return ResNetSpec(in_channels=draw(st.integers(1, 3)), input_size=draw(st.integers(8, 64)),
+                      stem_channels=draw(tiny), stages=stages,
+                      block=draw(st.sampled_from(["basic", "bottleneck"])),
+                      conv_bias=draw(st.booleans()), shortcut_batch_norm=draw(st.booleans()))
+
+
+@st.composite
+def densenet_specs(draw):
+    """The book's DenseNet or DenseNet-BC (bottleneck and compression)."""
+    return DenseNetSpec(in_channels=draw(st.integers(1, 3)), input_size=draw(st.integers(8, 64)),
+                        stem_channels=draw(tiny), growth_rate=draw(tiny),
+                        num_convs_in_dense_blocks=tuple(draw(st.lists(st.integers(1, 3),
+                                                                      min_size=1, max_size=3))),
+                        compression=draw(st.sampled_from([0.25, 0.5, 1.0])),
+                        bottleneck_size=draw(st.integers(0, 4)), conv_bias=draw(st.booleans()))
+
+
+FAMILY_STRATEGIES = {
+    "lenet": plain_cnn_specs(LeNetSpec), "alexnet": plain_cnn_specs(AlexNetSpec),
+    "vgg": vgg_specs(), "nin": nin_specs(), "googlenet": googlenet_specs(),
+    "resnet": resnet_specs(), "densenet": densenet_specs(), "custom": custom_specs(),
+}

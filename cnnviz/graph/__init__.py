@@ -1,0 +1,1 @@
+"""The network as a graph: torch.fx is its record (nodes with module paths, typed edges)."""
