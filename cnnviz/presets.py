@@ -1,4 +1,4 @@
-"""The named networks of DESIGN.md: the book's versions, the two networks of the study notes,
+"""The named networks: the book's versions, the two networks of the study notes,
 and canonical ImageNet versions whose parameter counts equal torchvision's."""
 from __future__ import annotations
 
