@@ -1,4 +1,4 @@
-"""The command line: ``python -m cnnviz presets|summary|sizes|train`` (see DESIGN.md).
+"""The command line: ``python -m cnnviz presets|summary|sizes|train``.
 
 Errors print one line on stderr and exit non-zero; never a traceback.
 """

@@ -1,4 +1,4 @@
-"""The command line contract of DESIGN.md: presets, summary, sizes, train's text output;
+"""The command line contract (README, docs/architecture.md): presets, summary, sizes, train's text output;
 one-line errors."""
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from cnnviz.cli import main
 from cnnviz.presets import PRESETS
 from cnnviz.specs import spec_to_json
 
-DESIGN_PRESETS = ["lenet", "lenet-bn", "alexnet", "vgg", "nin", "googlenet", "resnet18",
+PRESET_NAMES = ["lenet", "lenet-bn", "alexnet", "vgg", "nin", "googlenet", "resnet18",
                   "densenet", "notes-alexnet", "notes-nin", "alexnet-imagenet",
                   "vgg11-imagenet", "googlenet-imagenet", "resnet18-imagenet",
                   "densenet121-imagenet"]
@@ -30,18 +30,18 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
 def test_presets_lists_every_preset_of_the_design(capsys):
     code, out, _ = run(capsys, "presets", "--json")
     rows = json.loads(out)
-    assert code == 0 and [r["name"] for r in rows] == DESIGN_PRESETS
+    assert code == 0 and [r["name"] for r in rows] == PRESET_NAMES
     by_name = {r["name"]: r for r in rows}
     for name, size in DEFAULT_SIZES.items():
         assert (by_name[name]["input_size"], by_name[name]["in_channels"],
                 by_name[name]["num_classes"]) == (size, 1, 10)
-    for name in DESIGN_PRESETS[-5:]:
+    for name in PRESET_NAMES[-5:]:
         assert (by_name[name]["in_channels"], by_name[name]["num_classes"]) == (3, 1000)
     code, out, _ = run(capsys, "presets")
-    assert code == 0 and all(name in out for name in DESIGN_PRESETS)
+    assert code == 0 and all(name in out for name in PRESET_NAMES)
 
 
-@pytest.mark.parametrize("name", DESIGN_PRESETS)
+@pytest.mark.parametrize("name", PRESET_NAMES)
 def test_summary_and_sizes_json_on_every_preset(capsys, name):
     code, out, err = run(capsys, "summary", name, "--json")
     assert code == 0, err
