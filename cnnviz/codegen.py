@@ -13,14 +13,11 @@ import inspect
 from torch import nn
 
 from cnnviz.models import build_meta
-from cnnviz.models.blocks import ChainBlock, init_weights
+from cnnviz.models.blocks import init_weights, runs_in_order
 
 LINE_WIDTH = 88  # a call that fits in this many columns stays on one line
 INDENT = "    "
 
-FAMILY_TITLES = {"lenet": "LeNet", "alexnet": "AlexNet", "vgg": "VGG", "nin": "NiN",
-                 "googlenet": "GoogLeNet", "resnet": "ResNet", "densenet": "DenseNet",
-                 "custom": "A custom network"}
 
 # What a block class has only for cnnviz's own analysis; the generated file leaves it out.
 LIBRARY_ONLY = ("shape_rule", "out_channels")
@@ -137,8 +134,7 @@ class _Renderer:
     def render(self, module: nn.Module, level: int, width: int = LINE_WIDTH) -> str:
         """Source for ``module``, starting ``level`` indents in; the first line has ``width``
         columns in all (less when a prefix such as ``('b1', `` sits before it)."""
-        if isinstance(module, nn.Sequential) and (
-                isinstance(module, ChainBlock) or type(module).forward is nn.Sequential.forward):
+        if isinstance(module, nn.Sequential) and runs_in_order(module):
             return self._sequential(module, level, width)
         if type(module) in LEAF_TYPES or not type(module).__module__.startswith("cnnviz."):
             return leaf_source(module)  # a torch layer (TypeError for one it cannot write)
@@ -200,7 +196,7 @@ def pytorch_source(spec) -> str:
     body = renderer.render(model, 1, LINE_WIDTH - len("model = "))
     params = sum(p.numel() for p in model.parameters())
     input_shape = (1, spec.in_channels, spec.input_size, spec.input_size)
-    title = FAMILY_TITLES.get(spec.family, spec.family)
+    title = type(spec).title
     imports = ["import torch", "from torch import nn"]
     if "OrderedDict(" in body:
         imports.insert(0, "from collections import OrderedDict\n")

@@ -10,9 +10,9 @@ import dataclasses
 import functools
 from dataclasses import dataclass
 
-from cnnviz.errors import Problem, ShapeError, SpecError
+from cnnviz.errors import Problem, ShapeError, SpecError, fmt_shape
 from cnnviz.models import build_meta
-from cnnviz.models.arithmetic import fmt_shape, output_shape
+from cnnviz.models.arithmetic import output_shape
 from cnnviz.shapes.sizes import SizeReport, find_valid_sizes
 from cnnviz.shapes.summary import Summary, summarize
 

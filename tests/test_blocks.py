@@ -106,3 +106,21 @@ def test_out_channels_is_what_the_forward_gives(factory, channels):
 def block_in(block: nn.Module) -> int:
     first = next(m for m in block.modules() if isinstance(m, (nn.Conv2d, nn.BatchNorm2d)))
     return first.in_channels if isinstance(first, nn.Conv2d) else first.num_features
+
+
+def test_a_chain_block_cannot_have_a_forward_of_its_own():
+    with pytest.raises(TypeError, match="cannot have a forward"):
+        class Broken(blocks.ChainBlock):  # noqa: F841
+            def forward(self, x):
+                return x
+
+
+def test_the_code_export_refuses_a_container_it_cannot_write():
+    with pytest.raises(TypeError, match="no source"):
+        from cnnviz.codegen import _Renderer
+        _Renderer().render(nn.Sequential(Doubling(nn.Conv2d(1, 2, 3))), 1)
+
+
+def test_an_empty_dense_block_says_why_it_has_no_channels():
+    with pytest.raises(ValueError, match="no layer"):
+        blocks.DenseBlock([]).out_channels

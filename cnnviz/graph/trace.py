@@ -5,8 +5,9 @@ nodes name the leaf layers by the same dotted module paths as the layer table
 (``b2.0.body.conv1``), in execution order, and its ``call_function`` nodes are the additions
 of residual blocks and the concatenations of Inception and dense blocks. :func:`fx_shapes`
 runs fx's shape propagation on the meta device: the reference the size arithmetic is tested
-against, and the graph the connections view and the feature-map capture
-(``torchvision.models.feature_extraction``) build on.
+against. The connections view and the feature-map capture
+(``torchvision.models.feature_extraction``, which traces with torch.fx too) are to build on
+this graph; today the tests are its only readers.
 """
 from __future__ import annotations
 

@@ -7,11 +7,13 @@ raises :class:`~cnnviz.errors.ShapeError` naming the layer and the arithmetic th
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 from torch import nn
 
 from cnnviz.errors import Shape, ShapeError, fmt_shape
+from cnnviz.models.blocks import PLAIN_CONTAINERS
 
 SHAPE_PRESERVING = (nn.ReLU, nn.Sigmoid, nn.GELU, nn.Tanh, nn.Dropout, nn.Identity)
 
@@ -56,35 +58,43 @@ class Tracer:
 
     # -- containers -------------------------------------------------------------------------
     def run(self, module: nn.Module, shape: Shape, name: str = "", depth: int = 0) -> Shape:
-        leaf_rule = _LEAF_RULES.get(type(module))
+        cls = type(module)
+        leaf_rule = _LEAF_RULES.get(cls)
         row = None
         if self.rows is not None and depth > 0:
-            row = Row(name, type(module).__name__, depth, leaf_rule is not None, module, shape)
+            row = Row(name, cls.__name__, depth, leaf_rule is not None, module, shape)
             self.rows.append(row)
         if leaf_rule is not None:
             out, text = leaf_rule(self, module, shape, name)
         else:
-            out, text = self._container(module, shape, name, depth), ""
+            out, text = self._container(module, cls, shape, name, depth), ""
         if row is not None:
             row.output_shape, row.arithmetic = out, text
         return out
 
-    def _container(self, module: nn.Module, shape: Shape, name: str, depth: int) -> Shape:
+    def _container(self, module: nn.Module, cls: type, shape: Shape, name: str,
+                   depth: int) -> Shape:
         """A block follows its own shape rule; torch's plain containers run their children in
         order. Anything else (a subclass of nn.Sequential with a forward of its own included)
         is refused rather than guessed at."""
-        def trace_child(child: str, child_shape: Shape) -> Shape:
-            return self.run(module.get_submodule(child), child_shape, _join(name, child),
-                            depth + 1)
-
-        rule = getattr(module, "shape_rule", None)
-        if rule is not None:
-            return rule(shape, trace_child, name)
-        if type(module) in (nn.Sequential, nn.ModuleList):
-            for child in module._modules:
-                shape = trace_child(child, shape)
+        children = module._modules
+        if cls in PLAIN_CONTAINERS:  # the most common container: no rule to look up
+            for child_name, child in children.items():
+                shape = self.run(child, shape, _join(name, child_name), depth + 1)
             return shape
-        raise ShapeError(name, type(module).__name__,
+
+        def trace_child(child: str, child_shape: Shape) -> Shape:
+            sub = children.get(child)
+            if sub is None:  # a dotted path such as "layers.0"
+                sub = module
+                for part in child.split("."):
+                    sub = sub._modules[part]
+            return self.run(sub, child_shape, _join(name, child), depth + 1)
+
+        rule = _shape_rule(cls)
+        if rule is not None:
+            return rule(module, shape, trace_child, name)
+        raise ShapeError(name, cls.__name__,
                          "cnnviz cannot compute this layer's output size (a container needs a "
                          "shape_rule beside its forward)", "other")
 
@@ -184,6 +194,13 @@ class Tracer:
 
     def _same(self, m: nn.Module, shape: Shape, name: str) -> tuple[Shape, str]:
         return shape, ""
+
+
+@functools.cache
+def _shape_rule(cls: type):
+    """A container class's shape rule, looked up once per class (on the class: an instance
+    lookup of a missing attribute goes through nn.Module.__getattr__, which is slow)."""
+    return getattr(cls, "shape_rule", None)
 
 
 def _too_small(shape: Shape, kernel, padding, dilation) -> str:

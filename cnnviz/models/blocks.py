@@ -41,6 +41,12 @@ def conv_act(in_channels: int, out_channels: int, kernel: int, stride: int = 1,
 class ChainBlock(nn.Sequential):
     """A block that runs its layers one after another (no forward of its own)."""
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "forward" in cls.__dict__:
+            raise TypeError(f"{cls.__name__} is a ChainBlock: its layers run in order, so it "
+                            "cannot have a forward of its own; derive from nn.Module instead")
+
     def shape_rule(self, shape: Shape, trace_child: TraceChild, name: str) -> Shape:
         for child_name in self._modules:
             shape = trace_child(child_name, shape)
@@ -83,6 +89,17 @@ class Transition(ChainBlock):
                          nn.Conv2d(in_channels, out_channels, 1, bias=bias),
                          nn.AvgPool2d(kernel_size=2, stride=2))
         self.out_channels = out_channels
+
+
+# torch's containers whose children simply run one after another (exactly these types: a
+# subclass may have a forward of its own).
+PLAIN_CONTAINERS = (nn.Sequential, nn.ModuleList)
+
+
+def runs_in_order(module: nn.Module) -> bool:
+    """Whether ``module``'s children simply run one after another: torch's plain containers
+    and ChainBlocks. The size arithmetic and the code export both ask this."""
+    return type(module) in PLAIN_CONTAINERS or isinstance(module, ChainBlock)
 
 
 # The blocks below have a forward of their own. Their constructors take the built paths, so
@@ -152,8 +169,7 @@ class DenseBlock(nn.Module):
 
     @property
     def out_channels(self) -> int:
-        first_norm = next(m for m in self.layers[0].modules() if isinstance(m, nn.BatchNorm2d))
-        return first_norm.num_features + sum(last_conv(l).out_channels for l in self.layers)
+        return in_channels(self) + sum(last_conv(layer).out_channels for layer in self.layers)
 
     def shape_rule(self, shape: Shape, trace_child: TraceChild, name: str) -> Shape:
         for i in range(len(self.layers)):
@@ -167,7 +183,20 @@ class DenseBlock(nn.Module):
 
 def last_conv(module: nn.Module) -> nn.Conv2d:
     """The last convolution inside ``module``: it decides the channels the module gives."""
-    return [m for m in module.modules() if isinstance(m, nn.Conv2d)][-1]
+    convs = [m for m in module.modules() if isinstance(m, nn.Conv2d)]
+    if not convs:
+        raise ValueError(f"{type(module).__name__} has no convolution to give its channels")
+    return convs[-1]
+
+
+def in_channels(module: nn.Module) -> int:
+    """The channels ``module`` takes: those of its first convolution or BatchNorm2d."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            return m.in_channels
+        if isinstance(m, nn.BatchNorm2d):
+            return m.num_features
+    raise ValueError(f"{type(module).__name__} has no layer that fixes its input channels")
 
 
 def inception(in_channels: int, c1: int, c2: tuple[int, int], c3: tuple[int, int], c4: int, *,

@@ -1,1 +1,2 @@
-"""Shapes without forward passes: size arithmetic, the layer table, the valid input sizes."""
+"""Shapes without forward passes: the layer table and the valid input sizes, from the size
+arithmetic of :mod:`cnnviz.models.arithmetic`."""

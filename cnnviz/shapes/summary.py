@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 
 from torch import nn
 
-from cnnviz.errors import Problem, SpecError
+from cnnviz.errors import Problem, SpecError, fmt_shape
 from cnnviz.models import build_meta
-from cnnviz.models.arithmetic import Row, fmt_shape, trace
+from cnnviz.models.arithmetic import Row, trace
 
 BYTES_PER_VALUE = 4  # float32, as torchinfo assumes
 MAX_SIDE = 100_000  # the largest height or width a summary accepts

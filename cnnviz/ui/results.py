@@ -6,9 +6,8 @@ import dataclasses
 import streamlit as st
 
 from cnnviz.codegen import pytorch_source
-from cnnviz.errors import SpecError
+from cnnviz.errors import SpecError, fmt_shape
 from cnnviz.figures import shape_flow_figure
-from cnnviz.errors import fmt_shape
 from cnnviz.specs import spec_from_json, spec_to_json
 from cnnviz.ui.state import pin, pinned, preset_name, replace_spec, unpin
 from cnnviz.workbench import Analysis, analyse, compare, human, layer_label
