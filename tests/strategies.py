@@ -104,7 +104,7 @@ def plain_cnn_specs(draw, cls=None):
     convs = tuple(draw(st.lists(st.builds(ConvLayer, tiny, st.integers(1, 5), st.integers(1, 2),
                                           st.integers(0, 2), st.booleans()),
                                 min_size=1, max_size=3)))
-    return cls(in_channels=draw(st.integers(1, 3)), input_size=draw(st.integers(12, 48)),
+    return cls(in_channels=draw(st.integers(1, 3)), num_classes=draw(st.integers(1, 12)), input_size=draw(st.integers(12, 48)),
                convs=convs, pool=draw(st.sampled_from(["avg", "max"])),
                pool_kernel=draw(st.integers(1, 3)), pool_stride=draw(st.integers(1, 3)),
                dense=tuple(draw(st.lists(st.integers(1, 8), max_size=2))),
@@ -115,7 +115,7 @@ def plain_cnn_specs(draw, cls=None):
 @st.composite
 def vgg_specs(draw):
     arch = tuple(draw(st.lists(st.tuples(st.integers(1, 2), tiny), min_size=1, max_size=3)))
-    return VGGSpec(in_channels=draw(st.integers(1, 3)), input_size=draw(st.integers(8, 40)),
+    return VGGSpec(in_channels=draw(st.integers(1, 3)), num_classes=draw(st.integers(1, 12)), input_size=draw(st.integers(8, 40)),
                    arch=arch, dense=tuple(draw(st.lists(st.integers(1, 8), max_size=2))),
                    activation=draw(activations), batch_norm=draw(st.booleans()),
                    dropout=draw(dropouts), adaptive_pool=draw(st.integers(0, 2)))
@@ -126,7 +126,7 @@ def nin_specs(draw):
     blocks = tuple(draw(st.lists(st.builds(NiNBlockCfg, tiny, st.integers(1, 5),
                                            st.integers(1, 2), st.integers(0, 2)),
                                  min_size=1, max_size=3)))
-    return NiNSpec(in_channels=draw(st.integers(1, 3)), input_size=draw(st.integers(16, 64)),
+    return NiNSpec(in_channels=draw(st.integers(1, 3)), num_classes=draw(st.integers(1, 12)), input_size=draw(st.integers(16, 64)),
                    blocks=blocks, activation=draw(activations),
                    batch_norm=draw(st.booleans()), dropout=draw(dropouts))
 
@@ -139,7 +139,7 @@ def _inception_cfgs():
 @st.composite
 def googlenet_specs(draw):
     """GoogLeNet with or without BatchNorm (torchvision's BasicConv2d) and ceil-mode pools."""
-    return GoogLeNetSpec(in_channels=draw(st.integers(1, 3)),
+    return GoogLeNetSpec(in_channels=draw(st.integers(1, 3)), num_classes=draw(st.integers(1, 12)),
                          input_size=draw(st.integers(24, 96)),
                          stem_channels=draw(st.tuples(tiny, tiny, tiny)),
                          b3=draw(_inception_cfgs()), b4=draw(_inception_cfgs()),
@@ -153,7 +153,7 @@ def googlenet_specs(draw):
 def resnet_specs(draw):
     """Basic or bottleneck residual blocks, with or without biases and shortcut BatchNorm."""
     stages = tuple(draw(st.lists(st.tuples(st.integers(1, 2), tiny), min_size=1, max_size=3)))
-    return ResNetSpec(in_channels=draw(st.integers(1, 3)), input_size=draw(st.integers(8, 64)),
+    return ResNetSpec(in_channels=draw(st.integers(1, 3)), num_classes=draw(st.integers(1, 12)), input_size=draw(st.integers(8, 64)),
                       stem_channels=draw(tiny), stages=stages,
                       block=draw(st.sampled_from(["basic", "bottleneck"])),
                       conv_bias=draw(st.booleans()), shortcut_batch_norm=draw(st.booleans()))
@@ -162,7 +162,7 @@ def resnet_specs(draw):
 @st.composite
 def densenet_specs(draw):
     """The book's DenseNet or DenseNet-BC (bottleneck and compression)."""
-    return DenseNetSpec(in_channels=draw(st.integers(1, 3)), input_size=draw(st.integers(8, 64)),
+    return DenseNetSpec(in_channels=draw(st.integers(1, 3)), num_classes=draw(st.integers(1, 12)), input_size=draw(st.integers(8, 64)),
                         stem_channels=draw(tiny), growth_rate=draw(tiny),
                         num_convs_in_dense_blocks=tuple(draw(st.lists(st.integers(1, 3),
                                                                       min_size=1, max_size=3))),

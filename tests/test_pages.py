@@ -283,9 +283,9 @@ def test_build_switches_to_every_family(family):
 # --- every editor widget explains its knob ---------------------------------------------------
 
 def editor_widgets(at: AppTest) -> list:
-    """The editor's sliders, number boxes, toggles and selectboxes: those keyed for the spec
-    (``edit{version}.{path}``, see ``widget_key``) and the custom editor's "Add" row."""
-    return [w for kind in ("slider", "number_input", "toggle", "selectbox")
+    """The editor's sliders, number boxes, toggles, selectboxes and buttons: those keyed for the
+    spec (``edit{version}.{path}``, see ``widget_key``) and the custom editor's "Add" row."""
+    return [w for kind in ("slider", "number_input", "toggle", "selectbox", "button")
             for w in getattr(at.main, kind)
             if w.key and (w.key.startswith("edit") or w.key.startswith("custom.add"))]
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import ClassVar, Union
 
 from cnnviz.errors import Problem
-from cnnviz.specs.families import (CONV_KERNEL_DOC, CONV_STRIDE_DOC, DENSE_NUM_CONVS_DOC,
+from cnnviz.specs.families import (CONV_KERNEL_DOC, CONV_STRIDE_DOC, DENSE_NUM_CONVS,
                                    GROWTH_RATE_DOC, NUM_CHANNELS, OUT_CHANNELS_DOC, OUT_SIZE,
                                    VGG_NUM_CONVS, VGG_OUT_CHANNELS, InceptionCfg, NiNBlockCfg,
                                    channels_knob, dropout_knob, in_channels_knob,
@@ -148,8 +148,7 @@ class ResidualLayer:
 @dataclass(frozen=True)
 class DenseBlockLayer:
     type: ClassVar[str] = "dense_block"
-    num_convs: int = knob(min=1, max=64, slider=(1, 8), label="num convs",
-                          doc=DENSE_NUM_CONVS_DOC)
+    num_convs: int = DENSE_NUM_CONVS.field()
     growth_rate: int = channels_knob(doc=GROWTH_RATE_DOC)
 
 
@@ -172,6 +171,7 @@ class CustomSpec:
     """Any chain of layers and blocks. ``num_classes`` is what the last layer should output."""
 
     family: ClassVar[str] = "custom"
+    title: ClassVar[str] = "Custom network"
     in_channels: int = in_channels_knob(doc="channels of the input image: what the first "
                                             "layer receives; later ones take the channels "
                                             "of the layer before")

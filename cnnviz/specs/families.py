@@ -1,10 +1,13 @@
 """One frozen spec dataclass per family of the book. Fields are d2l's own knobs.
 
-Every spec also carries ``in_channels``, ``num_classes`` and ``input_size`` (the side length
-the network is meant for; families whose head is ``Flatten → Linear`` size that Linear from it).
+Each class names its family twice over: ``family``, the tag its JSON carries, and ``title``, how
+pages, help texts and exported code write it. Every spec also carries ``in_channels``,
+``num_classes`` and ``input_size`` (the side length the network is meant for; families whose
+head is ``Flatten → Linear`` size that Linear from it).
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import MISSING, dataclass
 from typing import Any, ClassVar
 
@@ -83,6 +86,12 @@ def conv_bias_knob() -> Any:
                           "do not, since the BatchNorm after them has its own shift")
 
 
+def stem_channels_knob() -> Any:
+    """ResNet's and DenseNet's b1 (the same stem in both)."""
+    return channels_knob(64, label="stem channels", doc="channels of b1: 7×7 stride-2 conv "
+                         "(padding 3), BatchNorm, ReLU, 3×3/2 max pooling")
+
+
 OUT_CHANNELS_DOC = "output channels c_out: the conv has c_in·c_out·k² weights + c_out biases"
 CONV_KERNEL_DOC = f"kernel size k: a k×k window; {OUT_SIZE}; weights grow with k²"
 CONV_STRIDE_DOC = f"stride s: the window moves s pixels at a time; {OUT_SIZE}, so s = 2 " \
@@ -155,11 +164,13 @@ class PlainCNNSpec:
 @dataclass(frozen=True)
 class LeNetSpec(PlainCNNSpec):
     family: ClassVar[str] = "lenet"
+    title: ClassVar[str] = "LeNet"
 
 
 @dataclass(frozen=True)
 class AlexNetSpec(PlainCNNSpec):
     family: ClassVar[str] = "alexnet"
+    title: ClassVar[str] = "AlexNet"
     input_size: int = input_size_knob(224)
     convs: tuple[ConvLayer, ...] = convs_knob(
         (ConvLayer(96, 11, stride=4, padding=1, pool=True),
@@ -188,6 +199,7 @@ class VGGSpec:
     """``arch`` is the book's ((num_convs, out_channels), ...): one vgg_block per pair."""
 
     family: ClassVar[str] = "vgg"
+    title: ClassVar[str] = "VGG"
     in_channels: int = in_channels_knob()
     num_classes: int = num_classes_knob()
     input_size: int = input_size_knob(224)
@@ -224,6 +236,7 @@ class NiNSpec:
     num_classes channels and global average pooling (no dense layers)."""
 
     family: ClassVar[str] = "nin"
+    title: ClassVar[str] = "NiN"
     in_channels: int = in_channels_knob()
     num_classes: int = num_classes_knob(doc="class scores: the channels of the last nin_block, "
                                             "averaged over the map (no dense layer)")
@@ -287,6 +300,7 @@ class GoogLeNetSpec:
     """The book's GoogLeNet: stem b1/b2, Inception stages b3 (2), b4 (5), b5 (2)."""
 
     family: ClassVar[str] = "googlenet"
+    title: ClassVar[str] = "GoogLeNet"
     in_channels: int = in_channels_knob()
     num_classes: int = num_classes_knob()
     input_size: int = input_size_knob(96)
@@ -337,12 +351,11 @@ class ResNetSpec:
     """``stages`` is ((num_residuals, num_channels), ...): b2, b3, ... after the b1 stem."""
 
     family: ClassVar[str] = "resnet"
+    title: ClassVar[str] = "ResNet"
     in_channels: int = in_channels_knob()
     num_classes: int = num_classes_knob()
     input_size: int = input_size_knob(96)
-    stem_channels: int = channels_knob(64, label="stem channels",
-                                       doc="channels of b1: 7×7 stride-2 conv (padding 3), "
-                                           "BatchNorm, ReLU, 3×3/2 max pooling")
+    stem_channels: int = stem_channels_knob()
     stages: tuple[tuple[int, int], ...] = knob(
         ((2, 64), (2, 128), (2, 256), (2, 512)), nonempty=True, count=(1, 6),
         label="stages (num_residuals, num_channels)",
@@ -358,8 +371,9 @@ class ResNetSpec:
                                                 "(torchvision's downsample)")
 
 
-DENSE_NUM_CONVS_DOC = "conv blocks (BN → ReLU → 3×3 conv) in the dense block; each adds " \
-                      "growth_rate channels: C → C + num_convs × growth_rate"
+DENSE_NUM_CONVS = Knob(label="num convs", min=1, max=64, slider=(1, 8),
+                       doc="conv blocks (BN → ReLU → 3×3 conv) in the dense block; each adds "
+                           "growth_rate channels: C → C + num_convs × growth_rate")
 GROWTH_RATE_DOC = "channels every conv block adds to the concatenation"
 
 
@@ -368,16 +382,15 @@ class DenseNetSpec:
     """b1 stem, dense blocks of ``num_convs_in_dense_blocks`` convs with transitions between."""
 
     family: ClassVar[str] = "densenet"
+    title: ClassVar[str] = "DenseNet"
     in_channels: int = in_channels_knob()
     num_classes: int = num_classes_knob()
     input_size: int = input_size_knob(96)
-    stem_channels: int = channels_knob(64, label="stem channels",
-                                       doc="channels of b1: 7×7 stride-2 conv (padding 3), "
-                                           "BatchNorm, ReLU, 3×3/2 max pooling")
+    stem_channels: int = stem_channels_knob()
     growth_rate: int = channels_knob(32, doc=GROWTH_RATE_DOC)
     num_convs_in_dense_blocks: tuple[int, ...] = knob(
         (4, 4, 4, 4), nonempty=True, count=(1, 6), label="dense blocks (convs in each)",
-        item=Knob(label="dense block", min=1, max=64, slider=(1, 8), doc=DENSE_NUM_CONVS_DOC),
+        item=dataclasses.replace(DENSE_NUM_CONVS, label="dense block"),
         doc="one dense block per item, with a transition (half the size) between blocks")
     compression: float = knob(0.5, gt=0.0, max=1.0, slider=(0.05, 1.0),
                               doc="share of channels a transition keeps: "

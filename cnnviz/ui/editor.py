@@ -7,6 +7,7 @@ of every family is editable and a new knob needs no new widget code.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import types
 import typing
 
@@ -56,22 +57,57 @@ def _value(k: Knob, tp, value, path: str) -> typing.Any:
     return _int(k, value, path)
 
 
+@functools.cache
+def _hints(cls) -> dict[str, typing.Any]:
+    return typing.get_type_hints(cls)  # slow (it evaluates the annotations): once per class
+
+
 def _field(cls, name: str, obj, path: str) -> typing.Any:
     """The widget for field ``name`` of ``obj`` (an instance of ``cls``)."""
     f = next(f for f in dataclasses.fields(cls) if f.name == name)
-    return _value(knob_of(f), typing.get_type_hints(cls)[name], getattr(obj, name), path)
+    return _value(knob_of(f), _hints(cls)[name], getattr(obj, name), path)
+
+
+def _grid(cls, obj, names: list[str], path: str, per_row: int) -> dict[str, typing.Any]:
+    """Widgets for ``names`` in order, ``per_row`` to a row; a pair such as Inception's c2
+    takes a row of its own, and the switches (toggles) follow in one row that wraps, so no
+    label or number is cut to fit a narrow column."""
+    rows: list[list[str]] = []
+    current: list[str] = []
+    for name in names:
+        if _hints(cls)[name] is bool:
+            continue
+        if _is_tuple(cls, name):
+            rows += [current, [name]] if current else [[name]]
+            current = []
+            continue
+        current.append(name)
+        if len(current) == per_row:
+            rows.append(current)
+            current = []
+    rows += [current] if current else []
+    values = {}
+    for row in rows:
+        for col, name in zip(st.columns(1 if _is_tuple(cls, row[0]) else per_row), row):
+            with col:
+                values[name] = _field(cls, name, obj, f"{path}{name}")
+    switches = [n for n in names if _hints(cls)[n] is bool]
+    if switches:
+        row = st.container(horizontal=True, gap="medium")
+        for name in switches:
+            with row:
+                values[name] = _field(cls, name, obj, f"{path}{name}")
+    return values
+
+
+def _is_tuple(cls, name: str) -> bool:
+    return typing.get_origin(_hints(cls)[name]) is tuple
 
 
 def _dataclass(cls, obj, path: str, per_row: int = 3):
     """A part's fields side by side, ``per_row`` to a row so labels stay readable."""
-    fields = dataclasses.fields(cls)
-    values = {}
-    for start in range(0, len(fields), per_row):
-        row = fields[start:start + per_row]
-        for col, f in zip(st.columns(per_row), row):
-            with col:
-                values[f.name] = _field(cls, f.name, obj, f"{path}.{f.name}")
-    return cls(**values)
+    names = [f.name for f in dataclasses.fields(cls)]
+    return cls(**_grid(cls, obj, names, f"{path}.", per_row))
 
 
 def _tuple(k: Knob, args, value: tuple, path: str) -> tuple:
@@ -104,7 +140,7 @@ def _tuple(k: Knob, args, value: tuple, path: str) -> tuple:
 def edit_family_spec(spec):
     """Widgets for every field of a family spec; returns the edited spec."""
     cls = type(spec)
-    hints = typing.get_type_hints(cls)
+    hints = _hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
     values = {}
     for col, name in zip(st.columns(3), HEADER_FIELDS):
@@ -113,10 +149,7 @@ def edit_family_spec(spec):
     simple = [n for n in names
               if n not in HEADER_FIELDS and typing.get_origin(hints[n]) is not tuple]
     grouped = [n for n in names if n not in HEADER_FIELDS and n not in simple]
-    cols = st.columns(2)
-    for i, name in enumerate(simple):
-        with cols[i % 2]:
-            values[name] = _field(cls, name, spec, name)
+    values |= _grid(cls, spec, simple, "", per_row=2)
     for name in grouped:
         with st.container(border=True):
             values[name] = _field(cls, name, spec, name)
@@ -178,7 +211,9 @@ def edit_custom_spec(spec, shapes: dict[str, str]):
                 fits = features_before(dataclasses.replace(spec, **values), i)
                 if fits is not None and fits != layers[i].in_features and st.button(
                         f"Set in_features to {fits} (what reaches it at this input size)",
-                        key=widget_key(f"layers[{i}]#fit")):
+                        key=widget_key(f"layers[{i}]#fit"),
+                        help="the flattened C×H×W map that reaches this Linear at the input "
+                             "size; a Linear must take exactly that many features"):
                     layers[i] = dataclasses.replace(layers[i], in_features=fits)
                     _restructure(dataclasses.replace(spec, **values), layers)
     kind, where, add = st.columns([3, 2, 2], vertical_alignment="bottom")
@@ -189,7 +224,8 @@ def edit_custom_spec(spec, shapes: dict[str, str]):
                                   key=widget_key("custom.add.position"),
                                   help="index the new layer takes: 0 puts it first, the "
                                        "largest value last")
-    if add.button("Add", key="custom.add.button", type="primary"):
+    if add.button("Add", key="custom.add.button", type="primary",
+                  help="insert the chosen layer or block at that position"):
         layers.insert(int(position), NEW_LAYERS[new_type])
         _restructure(dataclasses.replace(spec, **values), layers)
     return cls(**values, layers=tuple(layers))
