@@ -15,6 +15,9 @@ from cnnviz.presets import PRESETS
 from cnnviz.shapes.sizes import SizeReport, advice, valid_sizes
 from cnnviz.shapes.summary import Summary, parse_size, summarize
 from cnnviz.specs import load_spec_file
+# The train command's choices and help (the registry and the config import torch at most).
+from cnnviz.training.config import DEVICE_CHOICES, RECIPES, book_defaults_text
+from cnnviz.training.datasets import DATASETS
 
 MAX_SIZE_LIMIT = 100_000
 
@@ -212,20 +215,19 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--max", type=int, default=1024, help="largest size to check (1024)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=cmd_sizes)
-    from cnnviz.training.config import book_defaults_text  # torch only, no training code
-
     p = sub.add_parser("train", help="a short training run; one line per epoch")
     p.add_argument("network", help="a preset name or a CONFIG.json file")
-    p.add_argument("--dataset", default="fashion-mnist",
-                   help="fashion-mnist (default), mnist, cifar10, or digits (offline)")
+    p.add_argument("--dataset", default="fashion-mnist", choices=list(DATASETS),
+                   help="fashion-mnist (default) and the others download once through "
+                        "torchvision; digits is offline")
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch-size", type=int,
                    help=f"default: the book's for the family ({book_defaults_text('batch_size')})")
     p.add_argument("--lr", type=float,
                    help=f"default: the book's for the family ({book_defaults_text('lr')})")
     p.add_argument("--size", type=int, help="input side (default: the network's)")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
-    p.add_argument("--recipe", default="book", choices=["book", "fast"],
+    p.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
+    p.add_argument("--recipe", default="book", choices=RECIPES,
                    help="book: plain SGD; fast: Nesterov momentum, one-cycle lr, label smoothing")
     p.add_argument("--time-budget", type=float, help="stop cleanly after this many seconds")
     p.add_argument("--augment", action="store_true", help="random crop and horizontal flip")

@@ -1,4 +1,4 @@
-"""The command line contract (README, docs/architecture.md): presets, summary, sizes, train's text output;
+"""The command line as the README shows it: presets, summary, sizes, train's text output;
 one-line errors."""
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
     return code, out, err
 
 
-def test_presets_lists_every_preset_of_the_design(capsys):
+def test_presets_lists_every_named_network(capsys):
     code, out, _ = run(capsys, "presets", "--json")
     rows = json.loads(out)
     assert code == 0 and [r["name"] for r in rows] == PRESET_NAMES

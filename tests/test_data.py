@@ -20,8 +20,9 @@ import torchvision
 from torchvision.datasets import utils as tv_utils
 
 from cnnviz.errors import CnnvizError
-from cnnviz.training.data import (DATASETS, DataError, Dataset, clear_cache, dataset_info,
-                                  default_root, is_downloaded, load_dataset)
+from cnnviz.training.data import (Dataset, clear_cache, default_root, is_downloaded,
+                                  load_dataset)
+from cnnviz.training.datasets import DATASETS, DataError, dataset_info
 from cnnviz.training.idx import random_idx_dataset, raw_folder, write_idx_dataset
 
 TORCHVISION = {"fashion-mnist": torchvision.datasets.FashionMNIST,
@@ -89,14 +90,14 @@ def test_split_sizes_are_what_a_load_gives(limit):
 
 
 def test_no_other_module_repeats_the_registrys_sizes():
-    """Split and download sizes live in the registry only (cnnviz/training/data.py)."""
+    """Split and download sizes live in the registry only (cnnviz/training/datasets.py)."""
     import re
     from pathlib import Path
 
     package = Path(__file__).resolve().parents[1] / "cnnviz"
     sizes = re.compile(r"\b(60_?000|50_?000|1_?437|DOWNLOAD_MB|SPLIT_SIZES)\b")
     repeated = [f"{path.relative_to(package)}:{number}"
-                for path in package.rglob("*.py") if path.name != "data.py"
+                for path in package.rglob("*.py") if path.name != "datasets.py"
                 for number, line in enumerate(path.read_text().splitlines(), 1)
                 if sizes.search(line)]
     assert repeated == []

@@ -22,7 +22,8 @@ from cnnviz.specs import SPEC_CLASSES
 from cnnviz.training import engine
 from cnnviz.training.config import (BOOK, TrainConfig, TrainingError, book_batch_size,
                                     book_defaults_text, book_help, book_lr, resolve_device)
-from cnnviz.training.data import DataError, load_dataset
+from cnnviz.training.data import load_dataset
+from cnnviz.training.datasets import DataError
 from cnnviz.training.engine import Callback, TrainingRun, estimate_seconds
 from cnnviz.training.job import TrainingJob
 from cnnviz.training.queue import DeviceQueue
@@ -325,7 +326,7 @@ def test_callbacks_hear_every_point_and_the_end(digits):
 
 
 def test_a_callback_reads_the_model_at_metric_points(digits):
-    """What the BatchNorm page does: BatchNorm's running statistics at each point."""
+    """A recorder of BatchNorm's running statistics at each point, one read per point."""
     class BatchNormStats(Callback):
         def __init__(self):
             self.variances = []
@@ -450,10 +451,10 @@ def test_every_family_has_settings_and_the_help_lists_them():
     assert set(BOOK) == set(SPEC_CLASSES)
     assert book_defaults_text("batch_size") == (
         "LeNet 256, LeNet+BatchNorm 256, AlexNet 128, VGG 128, NiN 128, GoogLeNet 128, "
-        "ResNet 256, DenseNet 256; custom 128")
+        "ResNet 256, DenseNet 256; Custom network 128")
     assert book_defaults_text("lr") == (
         "LeNet 0.9, LeNet+BatchNorm 1, AlexNet 0.01, VGG 0.05, NiN 0.1, GoogLeNet 0.1, "
-        "ResNet 0.05, DenseNet 0.1; custom 0.05")
+        "ResNet 0.05, DenseNet 0.1; Custom network 0.05")
     custom = PRESETS["notes-nin"].spec
     assert book_help(custom, "batch_size") == \
         "a custom network starts at 128 (the book has no setting for it)"

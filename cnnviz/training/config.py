@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from cnnviz.errors import CnnvizError
+from cnnviz.specs import SPEC_CLASSES
 
 
 class TrainingError(CnnvizError):
@@ -37,11 +38,10 @@ BOOK: dict[str, BookSettings] = {
 BOOK_LENET_BATCH_NORM = BookSettings(1.0, 256, "7.5")  # LeNet with BatchNorm
 RECIPES = ("book", "fast")
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
-
-_TITLES = {"lenet": "LeNet", "alexnet": "AlexNet", "vgg": "VGG", "nin": "NiN",
-           "googlenet": "GoogLeNet", "resnet": "ResNet", "densenet": "DenseNet",
-           "custom": "custom"}
-
+# What a run accepts (TrainConfig.resolved checks them; the Train page's inputs stop there).
+MAX_BATCH_SIZE = 65_536
+MAX_LR = 100.0
+MAX_SIZE = 1024
 
 def book_settings(spec) -> BookSettings:
     if spec.family == "lenet" and getattr(spec, "batch_norm", False):
@@ -67,10 +67,10 @@ def book_defaults_text(setting: str) -> str:
     for family, settings in BOOK.items():
         if settings.section is None:
             continue
-        parts.append(f"{_TITLES[family]} {value(settings)}")
+        parts.append(f"{SPEC_CLASSES[family].title} {value(settings)}")
         if family == "lenet":
             parts.append(f"LeNet+BatchNorm {value(BOOK_LENET_BATCH_NORM)}")
-    others = [f"{_TITLES[f]} {value(s)}" for f, s in BOOK.items() if s.section is None]
+    others = [f"{SPEC_CLASSES[f].title} {value(s)}" for f, s in BOOK.items() if s.section is None]
     return ", ".join(parts) + (f"; {', '.join(others)}" if others else "")
 
 
@@ -108,12 +108,13 @@ class TrainConfig:
         problems = []
         if cfg.epochs < 1:
             problems.append(f"epochs must be ≥ 1, got {cfg.epochs}")
-        if not 1 <= cfg.batch_size <= 65_536:
-            problems.append(f"batch size must be between 1 and 65,536, got {cfg.batch_size}")
-        if not 0 < cfg.lr <= 100:
-            problems.append(f"learning rate must be in (0, 100], got {cfg.lr}")
-        if not 1 <= cfg.size <= 1024:
-            problems.append(f"input size must be between 1 and 1024, got {cfg.size}")
+        if not 1 <= cfg.batch_size <= MAX_BATCH_SIZE:
+            problems.append(f"batch size must be between 1 and {MAX_BATCH_SIZE:,}, "
+                            f"got {cfg.batch_size}")
+        if not 0 < cfg.lr <= MAX_LR:
+            problems.append(f"learning rate must be in (0, {MAX_LR:g}], got {cfg.lr}")
+        if not 1 <= cfg.size <= MAX_SIZE:
+            problems.append(f"input size must be between 1 and {MAX_SIZE}, got {cfg.size}")
         if cfg.recipe not in RECIPES:
             problems.append(f"recipe must be one of {', '.join(RECIPES)}, got {cfg.recipe!r}")
         if cfg.device not in DEVICE_CHOICES:

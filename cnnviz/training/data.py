@@ -23,63 +23,12 @@ from urllib.error import URLError
 import numpy as np
 import torch
 
-from cnnviz.errors import CnnvizError
+from cnnviz.training.datasets import DIGITS_TEST_SIZE, DataError, DatasetInfo, dataset_info
 
 Progress = Callable[[str, float], None]
 
 # Share of the progress bar the download takes; reading the files takes the rest.
 _DOWNLOAD_SHARE = 0.9
-
-
-class DataError(CnnvizError):
-    """A data set cannot be loaded; the message is one line saying why and what to do."""
-
-
-@dataclass(frozen=True)
-class DatasetInfo:
-    """Static facts about a data set, known without loading it."""
-
-    name: str
-    title: str
-    channels: int
-    size: int
-    classes: tuple[str, ...]
-    offline: bool
-    train_size: int              # examples in the full training split
-    test_size: int               # and in the full test split
-    download_mb: int | None      # about how much the first load downloads; None: offline
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.classes)
-
-    def split_sizes(self, limit: int | None = None) -> tuple[int, int]:
-        """(training, test) examples a run sees, with ``limit`` as :func:`load_dataset`
-        applies it: known without loading the data set."""
-        if limit is None:
-            return self.train_size, self.test_size
-        return min(self.train_size, limit), min(self.test_size, limit)
-
-
-_DIGITS = tuple(str(d) for d in range(10))
-# scikit-learn's digits: 1,797 images, split once (stratified) into train and test.
-DIGITS_TEST_SIZE = 360
-
-DATASETS: dict[str, DatasetInfo] = {info.name: info for info in (
-    DatasetInfo("fashion-mnist", "Fashion-MNIST", 1, 28,
-                ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-                 "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"), offline=False,
-                train_size=60_000, test_size=10_000, download_mb=30),
-    DatasetInfo("mnist", "MNIST", 1, 28, _DIGITS, offline=False,
-                train_size=60_000, test_size=10_000, download_mb=12),
-    DatasetInfo("cifar10", "CIFAR-10", 3, 32,
-                ("airplane", "automobile", "bird", "cat", "deer",
-                 "dog", "frog", "horse", "ship", "truck"), offline=False,
-                train_size=50_000, test_size=10_000, download_mb=170),
-    DatasetInfo("digits", "Digits", 1, 8, _DIGITS, offline=True,
-                train_size=1_797 - DIGITS_TEST_SIZE, test_size=DIGITS_TEST_SIZE,
-                download_mb=None),
-)}
 
 
 @dataclass(frozen=True, eq=False)
@@ -391,15 +340,6 @@ def _load_digits(info: DatasetInfo, report: Progress) -> Dataset:
 
 
 # -- helpers ----------------------------------------------------------------------------------
-
-def dataset_info(name: str) -> DatasetInfo:
-    """The registry's facts about data set ``name``; :class:`DataError` for an unknown one."""
-    try:
-        return DATASETS[name]
-    except (KeyError, TypeError):
-        raise DataError(f"Unknown data set {name!r}; choose one of: "
-                        f"{', '.join(DATASETS)}.") from None
-
 
 def _root(root: Path | str | None) -> Path:
     return default_root() if root is None else Path(root).expanduser()

@@ -20,10 +20,12 @@ Callbacks
     statistics, say) costs a sync per point, never one per batch. An exception fails the run.
 ``on_end(run, result)``
     Exactly once per started run, after it ended however it ended: finished, stopped (also
-    while queued), diverged or failed. ``run.state`` and ``run.message`` are final;
-    ``result`` is ``run.result``: a :class:`Result`, or None when the run failed or stopped
-    before training. ``run.done`` turns true only after every ``on_end`` returned. An
-    exception marks the run failed (the other callbacks still hear the end).
+    while queued), diverged or failed. ``run.state`` and ``run.message`` say how it ended
+    (only a later callback's own failure can still change them); ``result`` is
+    ``run.result``: a :class:`Result`, or None when training failed or stopped before it
+    began. ``run.model`` is None after a failure (its memory goes back to the device).
+    ``run.done`` turns true only after every ``on_end`` returned. An exception marks the run
+    failed (the other callbacks still hear the end).
 
 Both are called in the training thread, never in a page's: they must not call Streamlit, and
 what they do delays training, so they should be quick.
@@ -42,7 +44,8 @@ from torch import nn
 from cnnviz.errors import CnnvizError
 from cnnviz.training.batches import DeviceImages, prepare
 from cnnviz.training.config import TrainConfig, TrainingError, resolve_device
-from cnnviz.training.data import Dataset, dataset_info, load_dataset
+from cnnviz.training.data import Dataset, load_dataset
+from cnnviz.training.datasets import dataset_info
 from cnnviz.training.queue import DEVICES, DeviceQueue
 from cnnviz.training.recipe import make_model, make_recipe, plan_batches
 
@@ -153,6 +156,7 @@ class TrainingRun:
             self.state = "running"
             self._train(device, data)
         except torch.OutOfMemoryError:
+            self.model = None  # let the device have its memory back
             if device is not None:
                 self._free(device)
             half = max(1, self.config.batch_size // 2)
@@ -160,23 +164,26 @@ class TrainingRun:
             self.message = (f"out of memory at batch size {self.config.batch_size} on "
                             f"{self.device}; try batch size {half} or a smaller input size")
         except CnnvizError as exc:
-            self.state, self.message = "failed", str(exc)
+            self.state, self.message, self.model = "failed", str(exc), None
         except Exception as exc:  # noqa: BLE001 - a failed run reports, it never crashes a page
             self.state, self.message = "failed", f"{type(exc).__name__}: {exc}"
+            self.model = None
         finally:
             if acquired:
                 self._queue.release(self.device, self)
             self._end()
 
     def _end(self) -> None:
-        for callback in self.callbacks:
-            try:
-                callback.on_end(self, self.result)
-            except Exception as exc:  # noqa: BLE001 - reported as the run's failure
-                self.state = "failed"
-                self.message = (f"{type(callback).__name__}.on_end failed "
-                                f"({type(exc).__name__}: {exc})")
-        self._ended.set()
+        try:
+            for callback in self.callbacks:
+                try:
+                    callback.on_end(self, self.result)
+                except Exception as exc:  # noqa: BLE001 - reported as the run's failure
+                    self.state = "failed"
+                    self.message = (f"{type(callback).__name__}.on_end failed "
+                                    f"({type(exc).__name__}: {exc})")
+        finally:
+            self._ended.set()  # whatever a callback did, the run is done: pollers stop
 
     @staticmethod
     def _free(device) -> None:

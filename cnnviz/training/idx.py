@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cnnviz.training.data import DATASETS, clear_cache
+from cnnviz.training.data import clear_cache
+from cnnviz.training.datasets import DATASETS
 
 IMAGES_MAGIC = 2051
 LABELS_MAGIC = 2049

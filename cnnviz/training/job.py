@@ -11,12 +11,12 @@ import csv
 import io
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-from collections.abc import Iterable
-
 from cnnviz.training.config import TrainConfig
-from cnnviz.training.data import DataError, dataset_info, load_dataset
+from cnnviz.training.data import load_dataset
+from cnnviz.training.datasets import DataError, dataset_info
 from cnnviz.training.engine import Callback, Point, Result, TrainingRun
 
 TERMINAL = ("finished", "stopped", "failed")

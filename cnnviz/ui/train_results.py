@@ -7,7 +7,7 @@ import streamlit as st
 
 from cnnviz.figures_training import confusion_figure, mistake_tiles
 from cnnviz.training.checkpoint import CheckpointError, load_weights, state_dict_bytes
-from cnnviz.training.data import DATASETS
+from cnnviz.training.datasets import DATASETS
 from cnnviz.training.job import FinishedRun, format_seconds, metrics_csv
 
 RESULTS_OF = "train.results_of"

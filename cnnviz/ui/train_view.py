@@ -12,9 +12,10 @@ import torch
 
 from cnnviz.errors import CnnvizError
 from cnnviz.figures_training import curves_figure
-from cnnviz.training.config import (DEVICE_CHOICES, TrainConfig, book_batch_size, book_help,
-                                    book_lr)
-from cnnviz.training.data import DATASETS, is_downloaded
+from cnnviz.training.config import (DEVICE_CHOICES, MAX_BATCH_SIZE, MAX_LR, MAX_SIZE,
+                                    TrainConfig, book_batch_size, book_help, book_lr)
+from cnnviz.training.data import is_downloaded
+from cnnviz.training.datasets import DATASETS
 from cnnviz.training.engine import estimate_seconds
 from cnnviz.training.job import FinishedRun, TrainingJob, format_seconds, import_loaders
 from cnnviz.ui import train_results
@@ -120,14 +121,14 @@ def _controls(spec) -> tuple[TrainConfig, list[str]]:
     dataset = row[0].selectbox("Data set", list(DATASETS), key="train.dataset",
                                format_func=_dataset_label, disabled=running, **keep,
                                help=_dataset_help())
-    size = row[1].number_input("Input size", 1, 1024, step=1, key="train.size", **keep,
+    size = row[1].number_input("Input size", 1, MAX_SIZE, step=1, key="train.size", **keep,
                                disabled=running,
                                help=f"images are resized to size × size on the device; "
                                     f"the network's own size is {spec.input_size}")
-    batch = row[2].number_input("Batch size", 1, 65_536, step=1, key="train.batch", **keep,
+    batch = row[2].number_input("Batch size", 1, MAX_BATCH_SIZE, step=1, key="train.batch", **keep,
                                 disabled=running,
                                 help=book_help(spec, "batch_size"))
-    lr = row[3].number_input("Learning rate", 1e-6, 100.0, step=0.01, format="%g",
+    lr = row[3].number_input("Learning rate", 1e-6, MAX_LR, step=0.01, format="%g",
                              key="train.lr", disabled=running, **keep,
                              help=book_help(spec, "lr"))
     row = st.columns(4)
