@@ -390,10 +390,13 @@ def test_a_failing_callback_fails_the_run_and_still_hears_the_end(digits):
         def on_metrics(self, run, point):
             raise ValueError("no room for more points")
 
+    def one_epoch(callbacks) -> TrainingRun:
+        return TrainingRun(TINY, TrainConfig(dataset="digits", epochs=1, batch_size=64, lr=0.1,
+                                             device="cpu"), dataset=digits,
+                           callbacks=callbacks).start()
+
     broken = Broken()
-    run = TrainingRun(TINY, TrainConfig(dataset="digits", epochs=1, batch_size=64, lr=0.1,
-                                        device="cpu"), dataset=digits,
-                      callbacks=[broken]).start()
+    run = one_epoch([broken])
     assert run.join(60) and run.state == "failed"
     assert run.message == "Broken.on_metrics failed (ValueError: no room for more points)"
     assert [end[0] for end in broken.ends] == ["failed"]
@@ -403,9 +406,7 @@ def test_a_failing_callback_fails_the_run_and_still_hears_the_end(digits):
             raise RuntimeError("disk full")
 
     recorder = Recorder()
-    run = TrainingRun(TINY, TrainConfig(dataset="digits", epochs=1, batch_size=64, lr=0.1,
-                                        device="cpu"), dataset=digits,
-                      callbacks=[BrokenEnd(), recorder]).start()
+    run = one_epoch([BrokenEnd(), recorder])
     assert run.join(60) and run.state == "failed"
     assert run.message == "BrokenEnd.on_end failed (RuntimeError: disk full)"
     assert len(recorder.ends) == 1

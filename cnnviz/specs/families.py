@@ -253,25 +253,25 @@ class NiNSpec:
     dropout: float = dropout_knob(0.5, doc="Dropout(p) before the last nin_block; 0 adds none")
 
 
+def _inception_path(path: int, kernel: str, how: str) -> Any:
+    """Inception's paths 2 and 3: a 1×1 conv that thins the input, then a wider conv."""
+    c = f"c{path}"
+    return knob(label=f"{c} (1×1, {kernel})",
+                parts=(Knob(label=f"{c} 1×1", min=1, doc=f"path {path}: channels of the 1×1 "
+                            f"conv that thins the input before the {kernel}"),
+                       Knob(label=f"{c} {kernel}", min=1,
+                            doc=f"path {path}: channels of its {kernel} conv ({how})")),
+                doc=f"path {path}: 1×1 conv to {c}[0] channels, then {kernel} conv to {c}[1]")
+
+
 @dataclass(frozen=True)
 class InceptionCfg:
     """The four paths' channels: c1 (1×1), c2 (1×1 → 3×3), c3 (1×1 → 5×5), c4 (pool → 1×1)."""
 
     c1: int = channels_knob(doc="path 1: channels of its 1×1 conv")
-    c2: tuple[int, int] = knob(
-        label="c2 (1×1, 3×3)",
-        parts=(Knob(label="c2 1×1", min=1, doc="path 2: channels of the 1×1 conv that "
-                                                "thins the input before the 3×3"),
-               Knob(label="c2 3×3", min=1, doc="path 2: channels of its 3×3 conv "
-                                               "(padding 1, size kept)")),
-        doc="path 2: 1×1 conv to c2[0] channels, then 3×3 conv to c2[1]")
-    c3: tuple[int, int] = knob(
-        label="c3 (1×1, k×k)",
-        parts=(Knob(label="c3 1×1", min=1, doc="path 3: channels of the 1×1 conv that "
-                                               "thins the input before the k×k"),
-               Knob(label="c3 k×k", min=1, doc="path 3: channels of its k×k conv (k: branch3 "
-                                               "kernel, padding k//2, size kept)")),
-        doc="path 3: 1×1 conv to c3[0] channels, then k×k conv to c3[1]")
+    c2: tuple[int, int] = _inception_path(2, "3×3", "padding 1, size kept")
+    c3: tuple[int, int] = _inception_path(3, "k×k", "k: branch3 kernel, padding k//2, "
+                                                    "size kept")
     c4: int = channels_knob(doc="path 4: channels of the 1×1 conv after 3×3 max pooling "
                                 "(stride 1, padding 1)")
 
