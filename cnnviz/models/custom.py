@@ -80,25 +80,33 @@ def _layer(layer, chain: _Chain, path: str, problems: list[Problem]) -> nn.Modul
     if isinstance(layer, L.AdaptiveAvgPool):
         return nn.AdaptiveAvgPool2d(layer.output_size)
     if isinstance(layer, L.VGGBlockLayer):
-        module = blocks.VGGBlock(layer.num_convs, c, layer.out_channels)
+        module = blocks.VGGBlock(layer.num_convs, c, layer.out_channels, act=layer.activation,
+                                 batch_norm=layer.batch_norm)
     elif isinstance(layer, L.NiNBlockLayer):
         module = blocks.NiNBlock(c, layer.out_channels, layer.kernel, layer.stride,
-                                 layer.padding)
+                                 layer.padding, act=layer.activation,
+                                 batch_norm=layer.batch_norm)
     elif isinstance(layer, L.InceptionLayer):
-        module = blocks.inception(c, layer.c1, layer.c2, layer.c3, layer.c4)
+        module = blocks.inception(c, layer.c1, layer.c2, layer.c3, layer.c4,
+                                  branch3_kernel=layer.branch3_kernel,
+                                  batch_norm=layer.batch_norm, ceil_mode=layer.ceil_mode)
     elif isinstance(layer, L.ResidualLayer):
-        if not layer.use_1x1conv and c != layer.num_channels:
+        if not layer.use_1x1conv and c != layer.out_channels:
+            width = f"4 × num_channels ({layer.out_channels})" if layer.bottleneck else \
+                f"num_channels ({layer.num_channels})"
             problems.append(Problem(f"{path}.use_1x1conv", f"must be true when the input "
-                                    f"channels ({c}) differ from num_channels "
-                                    f"({layer.num_channels}): x and f(x) must have one shape "
-                                    "to be added"))
+                                    f"channels ({c}) differ from {width}: x and f(x) must "
+                                    "have one shape to be added"))
             return None
         module = blocks.residual(c, layer.num_channels, use_1x1conv=layer.use_1x1conv,
-                                 strides=layer.strides)
+                                 strides=layer.strides, bottleneck=layer.bottleneck,
+                                 bias=layer.bias,
+                                 shortcut_batch_norm=layer.shortcut_batch_norm)
     elif isinstance(layer, L.DenseBlockLayer):
-        module = blocks.dense_block(layer.num_convs, c, layer.growth_rate)
+        module = blocks.dense_block(layer.num_convs, c, layer.growth_rate,
+                                    bottleneck_size=layer.bottleneck_size, bias=layer.bias)
     elif isinstance(layer, L.TransitionLayer):
-        module = blocks.Transition(c, layer.out_channels)
+        module = blocks.Transition(c, layer.out_channels, bias=layer.bias)
     else:  # pragma: no cover - every layer type of the spec is handled above
         raise TypeError(f"no builder for layer type {layer.type}")
     chain.channels = module.out_channels

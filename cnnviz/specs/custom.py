@@ -6,17 +6,36 @@ what makes a network with ``Flatten → Linear`` accept only a band of input siz
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
-from typing import ClassVar, Union
+from typing import Any, ClassVar, Union
 
 from cnnviz.errors import Problem
-from cnnviz.specs.families import (CONV_KERNEL_DOC, CONV_STRIDE_DOC, DENSE_NUM_CONVS,
-                                   GROWTH_RATE_DOC, NUM_CHANNELS, OUT_CHANNELS_DOC, OUT_SIZE,
-                                   VGG_NUM_CONVS, VGG_OUT_CHANNELS, InceptionCfg, NiNBlockCfg,
-                                   channels_knob, dropout_knob, in_channels_knob,
-                                   input_size_knob, kernel_knob, num_classes_knob,
-                                   padding_knob, stride_knob)
+from cnnviz.specs.families import (ACTIVATIONS, CONV_KERNEL_DOC, CONV_STRIDE_DOC,
+                                   DENSE_NUM_CONVS, GROWTH_RATE_DOC, NUM_CHANNELS,
+                                   OUT_CHANNELS_DOC, OUT_SIZE, VGG_NUM_CONVS, VGG_OUT_CHANNELS,
+                                   DenseNetSpec, GoogLeNetSpec, InceptionCfg, NiNBlockCfg,
+                                   NiNSpec, ResNetSpec, VGGSpec, channels_knob, dropout_knob,
+                                   in_channels_knob, input_size_knob, kernel_knob,
+                                   num_classes_knob, padding_knob, stride_knob)
 from cnnviz.specs.fields import Knob, knob
+
+
+def _as_in(cls: type, name: str) -> Any:
+    """The same knob as field ``name`` of family ``cls`` (same meaning, bounds, help and
+    default): a block option that is the family's option, now per block."""
+    f = next(f for f in dataclasses.fields(cls) if f.name == name)
+    return f.metadata["knob"].field(f.default)
+
+
+def _block_activation_knob() -> Any:
+    return knob("relu", choices=ACTIVATIONS, doc="the nonlinearity after each of the block's "
+                "convolutions (the book: ReLU); no parameters")
+
+
+def _bias_knob() -> Any:
+    """A block's conv biases: the families' ``conv_bias``, per block."""
+    return _as_in(ResNetSpec, "conv_bias")
 
 
 @dataclass(frozen=True)
@@ -116,27 +135,52 @@ class VGGBlockLayer:
     type: ClassVar[str] = "vgg_block"
     num_convs: int = VGG_NUM_CONVS.field()
     out_channels: int = VGG_OUT_CHANNELS.field()
+    activation: str = _block_activation_knob()
+    batch_norm: bool = _as_in(VGGSpec, "batch_norm")
 
 
 @dataclass(frozen=True)
 class NiNBlockLayer(NiNBlockCfg):
     type: ClassVar[str] = "nin_block"
+    activation: str = _block_activation_knob()
+    batch_norm: bool = _as_in(NiNSpec, "batch_norm")
 
 
 @dataclass(frozen=True)
 class InceptionLayer(InceptionCfg):
     type: ClassVar[str] = "inception"
+    branch3_kernel: int = _as_in(GoogLeNetSpec, "branch3_kernel")
+    batch_norm: bool = knob(False, doc="torchvision's BasicConv2d: every conv without bias, "
+                                       "then BatchNorm2d (eps 1e-3; 2 parameters per channel)")
+    ceil_mode: bool = knob(False, doc="path 4's 3×3 max pooling rounds up (torchvision's); at "
+                                      "stride 1 with padding 1 no size changes")
+
+    def check(self) -> list[Problem]:
+        if self.branch3_kernel % 2 == 0:
+            return [Problem("branch3_kernel", "must be odd so the four paths keep one size")]
+        return []
 
 
 @dataclass(frozen=True)
 class ResidualLayer:
     type: ClassVar[str] = "residual"
     num_channels: int = NUM_CHANNELS.field()
-    use_1x1conv: bool = knob(False, doc="shortcut through a 1×1 conv (stride strides) to "
-                                        "num_channels channels; needed when the shape changes")
+    use_1x1conv: bool = knob(False, doc="shortcut through a 1×1 conv (stride strides) to the "
+                                        "block's output channels; needed when the shape "
+                                        "changes")
     strides: int = knob(1, min=1, max=1024, slider=(1, 4),
                         doc=f"stride of the first 3×3 conv and the shortcut; {OUT_SIZE}, so 2 "
                             "halves height and width")
+    bottleneck: bool = knob(False, doc="1×1 → 3×3 → 1×1 convs with 4 × num_channels channels "
+                                       "out (ResNet-50); off: the book's two 3×3 convs")
+    bias: bool = _bias_knob()
+    shortcut_batch_norm: bool = knob(False, doc="BatchNorm2d after the 1×1 shortcut conv "
+                                                "(torchvision's downsample); nothing without "
+                                                "use_1x1conv")
+
+    @property
+    def out_channels(self) -> int:
+        return self.num_channels * 4 if self.bottleneck else self.num_channels
 
     def check(self) -> list[Problem]:
         if self.strides != 1 and not self.use_1x1conv:
@@ -150,6 +194,8 @@ class DenseBlockLayer:
     type: ClassVar[str] = "dense_block"
     num_convs: int = DENSE_NUM_CONVS.field()
     growth_rate: int = channels_knob(doc=GROWTH_RATE_DOC)
+    bottleneck_size: int = _as_in(DenseNetSpec, "bottleneck_size")
+    bias: bool = _bias_knob()
 
 
 @dataclass(frozen=True)
@@ -158,6 +204,7 @@ class TransitionLayer:
     out_channels: int = channels_knob(doc="channels after the transition's 1×1 conv (the "
                                           "book halves them); then 2×2 average pooling halves "
                                           "height and width")
+    bias: bool = _bias_knob()
 
 
 Layer = Union[Conv, MaxPool, AvgPool, AdaptiveAvgPool, BatchNorm, ReLU, Sigmoid, GELU, Dropout,
