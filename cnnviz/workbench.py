@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from cnnviz.errors import Problem, ShapeError, SpecError, fmt_shape
 from cnnviz.models import build_meta
 from cnnviz.models.arithmetic import output_shape
-from cnnviz.shapes.sizes import SizeReport, find_valid_sizes
-from cnnviz.shapes.summary import Summary, summarize
+from cnnviz.shapes.sizes import SizeReport, spec_sizes
+from cnnviz.shapes.summary import Summary, summarize_until_failure
 
 MAX_SIZE = 1024
 
@@ -26,12 +26,27 @@ class Analysis:
     summary: Summary | None = None
     problems: tuple[Problem, ...] = ()   # the spec cannot be built
     failure: ShapeError | None = None     # it builds, but does not run at this size
-    sizes: SizeReport | None = None       # valid square sizes 1..MAX_SIZE
+    sizes: SizeReport | None = None       # valid square sizes, from size_report(spec)
     nearest: tuple[int | None, int | None] = (None, None)  # working sizes below / above
+    partial: Summary | None = None        # with failure: the rows up to the failing layer
 
     @property
     def ok(self) -> bool:
         return self.summary is not None
+
+    @property
+    def table(self) -> Summary | None:
+        """What the layer table, the arithmetic and the shape flow show: the whole summary,
+        or up to the failing layer (``failure`` set) when the network does not run."""
+        return self.summary or self.partial
+
+
+@functools.lru_cache(maxsize=256)
+def size_report(spec, up_to: int | None = None) -> SizeReport:
+    """The valid sizes that every page shows for a spec that builds (Input size, the sidebar,
+    Build's nearest sizes): 1..N, N holding the spec's own size with a margin, or ``up_to``
+    where the learner asked for more. One report, so no two places disagree."""
+    return spec_sizes(spec, up_to)
 
 
 @functools.lru_cache(maxsize=256)
@@ -39,18 +54,19 @@ def analyse(spec, size: tuple[int, int] | None = None) -> Analysis:
     """The summary at ``size`` (default: the spec's input size), or why there is none."""
     size = size or (spec.input_size, spec.input_size)
     try:
-        model = build_meta(spec)
+        build_meta(spec)
     except SpecError as exc:
         return Analysis(spec, size, problems=tuple(exc.problems),
                         nearest=(None, _smallest_buildable_size(spec, exc)))
-    sizes = find_valid_sizes(model, spec.in_channels, MAX_SIZE)
-    try:
-        return Analysis(spec, size, summary=summarize(spec, size), sizes=sizes)
-    except ShapeError as exc:
-        n = size[0]
-        below = max((min(hi, n - 1) for lo, hi in sizes.valid if lo < n), default=None)
-        above = min((lo for lo, _ in sizes.valid if lo > n), default=None)
-        return Analysis(spec, size, failure=exc, sizes=sizes, nearest=(below, above))
+    sizes = size_report(spec)
+    summary = summarize_until_failure(spec, size)
+    if summary.failure is None:
+        return Analysis(spec, size, summary=summary, sizes=sizes)
+    n = size[0]
+    below = max((min(hi, n - 1) for lo, hi in sizes.valid if lo < n), default=None)
+    above = min((lo for lo, _ in sizes.valid if lo > n), default=None)
+    return Analysis(spec, size, failure=summary.failure, sizes=sizes, nearest=(below, above),
+                    partial=summary)
 
 
 def _smallest_buildable_size(spec, exc: SpecError) -> int | None:
@@ -58,20 +74,38 @@ def _smallest_buildable_size(spec, exc: SpecError) -> int | None:
     their convolutions need; binary-search the smallest ``input_size`` that builds."""
     if not any(p.path == "input_size" for p in exc.problems):
         return None
+    return _first_building(spec, spec.input_size + 1, MAX_SIZE)
 
-    def builds(n: int) -> bool:
-        try:
-            build_meta(dataclasses.replace(spec, input_size=n))
-            return True
-        except SpecError:
-            return False
 
-    lo, hi = spec.input_size + 1, MAX_SIZE
-    if not builds(hi):
+@functools.lru_cache(maxsize=256)
+def builds_from(spec) -> int | None:
+    """The smallest ``input_size`` a family that sizes its first Linear from ``input_size``
+    can be built for (LeNet: 12); the Linear is then made to fit that size. None where
+    ``input_size`` does not decide how the network is built (a custom chain).
+
+    Building is not running: a built network runs only at the sizes that give that Linear
+    exactly its ``in_features`` (LeNet built for 28: 28–31)."""
+    if _builds(spec, 1):
+        return None
+    return _first_building(spec, 2, max(spec.input_size, MAX_SIZE))
+
+
+def _builds(spec, n: int) -> bool:
+    try:
+        build_meta(dataclasses.replace(spec, input_size=n))
+        return True
+    except SpecError:
+        return False
+
+
+def _first_building(spec, lo: int, hi: int) -> int | None:
+    """The smallest ``input_size`` in lo..hi the spec builds at (a size too small for the
+    convolutions fails, and so does every smaller one), or None."""
+    if not _builds(spec, hi):
         return None
     while lo < hi:
         mid = (lo + hi) // 2
-        if builds(mid):
+        if _builds(spec, mid):
             hi = mid
         else:
             lo = mid + 1
@@ -93,13 +127,26 @@ def human(n: int) -> str:
     return str(n)
 
 
+def human_bytes(n: int) -> str:
+    """A size in bytes as people read it (decimal units, as torchinfo): 312 KB, 52.4 MB,
+    1.2 GB; small values in KB or bytes, never "0 MB"."""
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
+        if n >= scale:
+            value = n / scale
+            return f"{value:.3g} {unit}" if value < 100 else f"{value:,.0f} {unit}"
+    return f"{n} B"
+
+
 def describe_sizes(report: SizeReport | None) -> str:
     """One phrase for the valid sizes: "193–224", "67 and up", "none up to 1024"."""
     if report is None or not report.valid:
         return f"none up to {report.checked_up_to if report else MAX_SIZE}"
     if report.max is None:
         return f"{report.min} and up"
-    return ", ".join(f"{lo}–{hi}" if lo != hi else str(lo) for lo, hi in report.valid)
+    # the last interval ends at the true maximum, which may lie past the range checked
+    *first, (last, _) = report.valid
+    return ", ".join(f"{lo}–{hi}" if lo != hi else str(lo)
+                     for lo, hi in [*first, (last, report.max)])
 
 
 def stage_shapes(summary: Summary) -> dict[str, str]:
@@ -114,9 +161,9 @@ def compare(pinned: Analysis, current: Analysis) -> list[dict[str, str]]:
                "input": f"{a.spec.in_channels}×{a.size[0]}×{a.size[1]}",
                "valid sizes": describe_sizes(a.sizes)}
         if s is None:
-            return out | {"params": "—", "mult-adds": "—", "memory (MB)": "—"}
+            return out | {"params": "—", "mult-adds": "—", "memory": "—"}
         return out | {"params": f"{s.total_params:,}", "mult-adds": f"{s.mult_adds:,}",
-                      "memory (MB)": f"{s.total_bytes / 1e6:.1f}",
+                      "memory": human_bytes(s.total_bytes),
                       "output": fmt_shape(s.layers[-1].output_shape)}
 
     left, right = numbers(pinned), numbers(current)
@@ -129,18 +176,62 @@ def compare(pinned: Analysis, current: Analysis) -> list[dict[str, str]]:
     return [{"": k, "pinned": left.get(k, ""), "current": right.get(k, "")} for k in keys]
 
 
-def features_before(spec, index: int) -> int | None:
-    """How many values reach layer ``index`` of a custom spec at its input size (what its
-    Linear's in_features must be), or None where the layers before it do not run."""
+def features_before(spec, index: int, size: tuple[int, int] | None = None) -> int | None:
+    """How many values reach layer ``index`` of a custom spec at ``size`` (default: its input
+    size): what its Linear's in_features must be; None where the layers before it do not
+    run."""
     if index == 0:
         return None
+    height, width = size or (spec.input_size, spec.input_size)
     head = dataclasses.replace(spec, layers=spec.layers[:index])
     try:
-        shape = output_shape(build_meta(head), (spec.in_channels, spec.input_size,
-                                                spec.input_size))
+        shape = output_shape(build_meta(head), (spec.in_channels, height, width))
     except (SpecError, ShapeError):
         return None
     total = 1
     for d in shape:
         total *= d
     return total
+
+
+@dataclass(frozen=True)
+class Fix:
+    """A one-click change that makes the network run at the size it failed at."""
+
+    label: str   # the button: "Set in_features to 9216"
+    help: str    # why it works
+    spec: object
+
+
+def linear_fix(a: Analysis) -> Fix | None:
+    """For a Flatten → Linear mismatch, the edit that makes the Linear take what reaches it
+    at ``a.size``: a custom network sets that Linear's in_features; a family that sizes its
+    Linear from ``input_size`` (LeNet, AlexNet, VGG) takes the size tried as its input size.
+    None for any other failure, or where neither edit makes it run."""
+    f = a.failure
+    if f is None or f.layer_type != "Linear" or f.direction == "other":
+        return None
+    spec = a.spec
+    if spec.family == "custom":
+        if not f.layer.isdigit():
+            return None
+        index = int(f.layer)
+        fits = features_before(spec, index, a.size)
+        if fits is None:
+            return None
+        layers = list(spec.layers)
+        layers[index] = dataclasses.replace(layers[index], in_features=fits)
+        fixed = dataclasses.replace(spec, layers=tuple(layers))
+        label = f"Set in_features of layer {index} to {fits}"
+        why = (f"{fits} features reach this Linear at {a.size[0]}×{a.size[1]} (the flattened "
+               "map); a Linear must take exactly that many")
+    else:
+        if a.size[0] != a.size[1] or a.size[0] == spec.input_size:
+            return None
+        fixed = dataclasses.replace(spec, input_size=a.size[0])
+        label = f"Set input size to {a.size[0]}"
+        why = (f"this family sizes its Linear from the input size: at {a.size[0]} it takes "
+               "the features that reach it")
+    if not analyse(fixed, a.size).ok:
+        return None
+    return Fix(label, why, fixed)

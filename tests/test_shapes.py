@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 from cnnviz.errors import ShapeError, SpecError
 from cnnviz.models import build
 from cnnviz.presets import PRESETS
-from cnnviz.models.arithmetic import output_shape, trace
-from cnnviz.shapes.summary import parse_size, summarize
+from cnnviz.models.arithmetic import output_shape, trace, trace_until_failure
+from cnnviz.shapes.summary import parse_size, summarize, summarize_until_failure
 from cnnviz.specs import CustomSpec
 from cnnviz.specs import custom as L
 from tests.strategies import custom_specs
@@ -185,3 +185,50 @@ def test_custom_output_not_matching_num_classes_is_noted():
     s = summarize(CustomSpec(1, 10, 8, (L.Flatten(), L.Linear(64, 7))))
     assert s.warnings == ["the output has 7 values but num_classes is 10"]
     assert summarize(PRESETS["lenet"].spec).warnings == []
+
+
+@pytest.mark.parametrize("size, failing", [(100, "12"), (8, "0"), (30, "5")])
+def test_a_network_that_stops_keeps_its_rows_up_to_the_failing_layer(size, failing):
+    spec = PRESETS["notes-alexnet"].spec
+    s = summarize_until_failure(spec, size)
+    assert s.failure is not None and s.failure.layer == failing
+    assert s.failing_row is s.rows[-1] and s.failing_row.name == failing
+    assert s.failing_row.output_shape == ()  # it never produced one
+    # the rows before it are those a working size gives, with the shapes at this size
+    assert [r.name for r in s.rows] == [str(i) for i in range(int(failing) + 1)]
+    with torch.no_grad():
+        x = torch.zeros(1, 1, size, size)
+        for row, layer in zip(s.rows[:-1], build(spec)):
+            x = layer(x)
+            assert row.output_shape == tuple(x.shape[1:])
+    ran = [r for r in s.layers if r.output_shape]
+    assert s.mult_adds == sum(r.mult_adds for r in ran) and s.failing_row.mult_adds == 0
+    assert s.total_params == summarize(spec).total_params and s.warnings == []
+
+
+def test_a_block_that_stops_leaves_its_container_rows_open():
+    spec = CustomSpec(1, 10, 8, (L.Conv(4, 3, padding=1), L.DenseBlockLayer(2, 4),
+                                 L.MaxPool(8, 8), L.VGGBlockLayer(1, 8)))
+    s = summarize_until_failure(spec, 8)  # the VGG block's pool gets a 1×1 map
+    assert (s.failure.layer, s.failure.layer_type) == ("3.2", "MaxPool2d")
+    assert [(r.name, r.output_shape) for r in s.rows[-4:]] == [
+        ("3", ()), ("3.0", (8, 1, 1)), ("3.1", (8, 1, 1)), ("3.2", ())]
+    assert s.failing_row is s.rows[-1]
+    dense = next(r for r in s.rows if r.type == "DenseBlock")
+    assert dense.output_shape == (12, 8, 8)  # the dense block before it ran
+    # a whole network gives the same rows either way
+    whole = summarize(PRESETS["densenet"].spec)
+    again = summarize_until_failure(PRESETS["densenet"].spec)
+    assert again.failure is None and again.rows == whole.rows
+
+
+def test_trace_until_failure_returns_what_trace_raises():
+    model = build(PRESETS["notes-alexnet"].spec, "meta")
+    rows, failure = trace_until_failure(model, (1, 100, 100))
+    with pytest.raises(ShapeError) as info:
+        trace(model, (1, 100, 100))
+    assert (failure.layer, failure.reason) == (info.value.layer, info.value.reason)
+    assert [r.name for r in rows][-1] == "12"
+    full, none = trace_until_failure(model, (1, 224, 224))
+    assert none is None and [r.output_shape for r in full] == [
+        r.output_shape for r in trace(model, (1, 224, 224))]

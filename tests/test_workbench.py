@@ -13,7 +13,8 @@ from cnnviz.presets import PRESETS
 from cnnviz.specs import CustomSpec
 from cnnviz.specs import custom as L
 from cnnviz.specs.url import spec_from_token, spec_to_token
-from cnnviz.workbench import analyse, compare, describe_sizes, features_before
+from cnnviz.workbench import (analyse, compare, describe_sizes, features_before, human_bytes,
+                              linear_fix)
 from tests.strategies import custom_specs
 
 
@@ -95,3 +96,56 @@ def _token(data: bytes) -> str:
 def test_hostile_link_tokens_are_refused_clearly(token, message):
     with pytest.raises(SpecError, match=message):
         spec_from_token(token)
+
+
+@pytest.mark.parametrize("n, text", [(0, "0 B"), (999, "999 B"), (1_000, "1 KB"),
+                                     (301_720, "302 KB"), (52_400_000, "52.4 MB"),
+                                     (123_456_789, "123 MB"), (1_234_567_890, "1.23 GB")])
+def test_human_bytes_never_rounds_to_zero_megabytes(n, text):
+    assert human_bytes(n) == text
+
+
+def test_lenet_memory_is_in_kilobytes():
+    s = analyse(PRESETS["lenet"].spec).summary
+    assert s.total_bytes < 1_000_000 and human_bytes(s.total_bytes) == "302 KB"
+    rows = compare(analyse(PRESETS["lenet"].spec), analyse(PRESETS["resnet18"].spec))
+    memory = next(r for r in rows if r[""] == "memory")
+    assert memory["pinned"] == "302 KB" and memory["current"].endswith(" MB")
+
+
+def test_a_failing_size_keeps_the_table_up_to_the_failing_layer():
+    a = analyse(PRESETS["notes-alexnet"].spec, (100, 100))
+    assert not a.ok and a.summary is None
+    assert a.table is a.partial and a.partial.failure is a.failure
+    assert a.partial.failing_row.name == a.failure.layer == "12"
+    assert [r.output_shape for r in a.partial.rows[-3:-1]] == [(256, 2, 2), (1024,)]
+    fine = analyse(PRESETS["notes-alexnet"].spec)
+    assert fine.table is fine.summary and fine.partial is None
+
+
+def test_a_flatten_linear_mismatch_offers_in_features_for_a_custom_network():
+    spec = dataclasses.replace(PRESETS["notes-alexnet"].spec, input_size=256)
+    a = analyse(spec)
+    assert "expects 6400 input features but gets 9216" in a.failure.reason
+    fix = linear_fix(a)
+    assert fix.label == "Set in_features of layer 12 to 9216"
+    assert fix.spec.layers[12].in_features == features_before(spec, 12) == 9216
+    assert fix.spec.layers[:12] == spec.layers[:12] and fix.spec.layers[13:] == spec.layers[13:]
+    assert analyse(fix.spec).ok
+
+
+@pytest.mark.parametrize("name", ["lenet", "alexnet", "vgg"])
+def test_a_family_sized_from_input_size_offers_the_size_tried(name):
+    spec = PRESETS[name].spec
+    n = spec.input_size + 32  # VGG halves five times: +32 changes what reaches the Linear
+    a = analyse(spec, (n, n))
+    assert a.failure.layer_type == "Linear"
+    fix = linear_fix(a)
+    assert fix.label == f"Set input size to {n}"
+    assert fix.spec == dataclasses.replace(spec, input_size=n) and analyse(fix.spec).ok
+
+
+def test_no_linear_fix_for_other_failures():
+    assert linear_fix(analyse(PRESETS["notes-alexnet"].spec, (30, 30))) is None  # a pool
+    assert linear_fix(analyse(PRESETS["notes-alexnet"].spec)) is None  # it runs
+    assert features_before(PRESETS["notes-alexnet"].spec, 12, (256, 256)) == 9216

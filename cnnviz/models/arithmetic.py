@@ -242,6 +242,24 @@ def output_shape(model: nn.Module, input_shape: Shape) -> Shape:
 
 def trace(model: nn.Module, input_shape: Shape) -> list[Row]:
     """Every module with its input/output shape and conv/pool arithmetic, in execution order."""
+    rows, failure = trace_until_failure(model, input_shape)
+    if failure is not None:
+        raise failure
+    return rows
+
+
+def trace_until_failure(model: nn.Module, input_shape: Shape
+                        ) -> tuple[list[Row], ShapeError | None]:
+    """The rows :func:`trace` gives, up to and including the layer that cannot run, and its
+    :class:`ShapeError` (None when the whole network runs).
+
+    The failing module's row and the rows of the blocks around it keep an empty
+    ``output_shape``: they never produced one. Only the recording tracer pays for this; the
+    size search's ``output_shape`` is unchanged.
+    """
     tracer = Tracer(record=True)
-    tracer.run(model, tuple(input_shape))
-    return tracer.rows or []
+    try:
+        tracer.run(model, tuple(input_shape))
+    except ShapeError as exc:
+        return tracer.rows or [], exc
+    return tracer.rows or [], None

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 
 from torch import nn
 
-from cnnviz.errors import Problem, SpecError, fmt_shape
+from cnnviz.errors import Problem, ShapeError, SpecError, fmt_shape
 from cnnviz.models import build_meta
-from cnnviz.models.arithmetic import Row, trace
+from cnnviz.models.arithmetic import Row, trace_until_failure
 
 BYTES_PER_VALUE = 4  # float32, as torchinfo assumes
 MAX_SIDE = 100_000  # the largest height or width a summary accepts
@@ -44,6 +44,16 @@ class Summary:
     forward_backward_bytes: int
     param_bytes: int
     warnings: list[str] = field(default_factory=list)
+    # Set by summarize_until_failure when the network stops: the rows end at the failing
+    # layer, whose output_shape (and that of the blocks around it) is empty.
+    failure: ShapeError | None = None
+
+    @property
+    def failing_row(self) -> LayerRow | None:
+        """The row of the layer (or block) that cannot run, or None when it all runs."""
+        if self.failure is None:
+            return None
+        return next((r for r in reversed(self.rows) if r.name == self.failure.layer), None)
 
     @property
     def layers(self) -> list[LayerRow]:
@@ -82,14 +92,26 @@ def summarize(spec, size: int | tuple[int, int] | None = None) -> Summary:
 
     Raises :class:`~cnnviz.errors.ShapeError` when the network does not run at that size.
     """
+    summary = summarize_until_failure(spec, size)
+    if summary.failure is not None:
+        raise summary.failure
+    return summary
+
+
+def summarize_until_failure(spec, size: int | tuple[int, int] | None = None) -> Summary:
+    """The summary at ``size``, or where the network does not run, the rows up to the
+    failing layer with ``failure`` set: what a page shows to explain the failure.
+
+    Parameters count the whole network; mult-adds and memory only the layers that ran.
+    """
     h, w = (size, size) if isinstance(size, int) else size or (spec.input_size,) * 2
     model = build_meta(spec)
-    rows = trace(model, (spec.in_channels, h, w))
+    rows, failure = trace_until_failure(model, (spec.in_channels, h, w))
     table = [_layer_row(r) for r in rows]
     _fill_containers(table)
     leaves = [r for r in table if r.is_leaf]
     total = sum(p.numel() for p in model.parameters())
-    out_values = sum(_numel(r.output_shape) for r in leaves if r.params > 0)
+    out_values = sum(_numel(r.output_shape) for r in leaves if r.params > 0 and r.output_shape)
     return Summary(
         input_shape=(1, spec.in_channels, h, w),
         rows=table,
@@ -99,7 +121,8 @@ def summarize(spec, size: int | tuple[int, int] | None = None) -> Summary:
         input_bytes=BYTES_PER_VALUE * spec.in_channels * h * w,
         forward_backward_bytes=2 * BYTES_PER_VALUE * out_values,  # x2: gradients too
         param_bytes=BYTES_PER_VALUE * total,
-        warnings=_warnings(spec, rows),
+        warnings=_warnings(spec, rows) if failure is None else [],
+        failure=failure,
     )
 
 
@@ -118,7 +141,7 @@ def _layer_row(row: Row) -> LayerRow:
         # torchinfo's rule: a conv's parameters act at every output position; other layers'
         # once per example (batch size 1 here).
         spatial = _numel(row.output_shape[1:]) if isinstance(module, nn.Conv2d) else 1
-        mult_adds = params * spatial
+        mult_adds = params * spatial if row.output_shape else 0  # a layer that cannot run
     kernel = getattr(module, "kernel_size", None) if row.is_leaf else None
     if isinstance(kernel, int):
         kernel = (kernel, kernel)
