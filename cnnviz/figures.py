@@ -59,8 +59,90 @@ def _stages(summary: Summary) -> list[tuple[str, int, int]]:
     return stages
 
 
+def _last_leaf(summary: Summary) -> list[int]:
+    """For each row, the position of the last leaf inside it (a leaf: its own position);
+    0 (the input) for a block that ran none."""
+    out = [0] * len(summary.rows)
+    open_rows: list[int] = []
+    position = 0
+    for i, row in enumerate(summary.rows):
+        while open_rows and summary.rows[open_rows[-1]].depth >= row.depth:
+            open_rows.pop()
+        if row.is_leaf:
+            position += 1
+            for j in open_rows + [i]:
+                out[j] = position
+        else:
+            out[i] = position
+            open_rows.append(i)
+    return out
+
+
+def _children(summary: Summary, index: int) -> list[int]:
+    """Row indices of the direct children of row ``index``."""
+    depth, found = summary.rows[index].depth, []
+    for j in range(index + 1, len(summary.rows)):
+        d = summary.rows[j].depth
+        if d <= depth:
+            break
+        if d == depth + 1:
+            found.append(j)
+    return found
+
+
+def dense_marks(summary: Summary) -> tuple[list[tuple[int, int, str]],
+                                           list[tuple[int, int, str]]]:
+    """Where DenseNet's channels jump: (position, channels, hover text) of each concatenation
+    inside a dense block (a conv block's new channels joined to its input) and of each
+    transition (channels and size cut, usually by half)."""
+    last = _last_leaf(summary)
+    concats, transitions = [], []
+    for i, row in enumerate(summary.rows):
+        if row.type == "DenseBlock":
+            for j in _children(summary, i):
+                child = summary.rows[j]
+                if not child.output_shape:
+                    break
+                total = child.input_shape[0] + child.output_shape[0]
+                concats.append((last[j], total, f"concatenation in {row.name}: "
+                                f"{child.input_shape[0]} + {child.output_shape[0]} new = "
+                                f"{total} channels"))
+        elif row.type == "Transition" and row.output_shape:
+            a, b = row.input_shape, row.output_shape
+            transitions.append((last[i], b[0], f"transition {row.name}: {fmt_shape(a)} → "
+                                f"{fmt_shape(b)} (channels {a[0]} → {b[0]}, size "
+                                f"{a[1]} → {b[1]})"))
+    return concats, transitions
+
+
+MAX_LAYER_TICKS = 60  # more leaves than this: one tick per block instead of per layer
+
+
+def _ticks(summary: Summary) -> tuple[list[int], list[str]]:
+    """x-axis labels: every layer by name and type, or for a deep network each block where
+    it starts (b3.dense, b3.transition, ...); the input is 0."""
+    layers = summary.layers
+    if len(layers) <= MAX_LAYER_TICKS:
+        return ([0] + list(range(1, len(layers) + 1)),
+                ["input"] + [f"{r.name} {r.type}" for r in layers])
+    values, texts = [0], ["input"]
+    leaves_before = 0
+    for row in summary.rows:
+        if row.depth <= 2:
+            at, text = leaves_before + 1, f"{row.name} {row.type}"
+            if values[-1] == at:  # a stage and its first block start together: the block
+                texts[-1] = text
+            else:
+                values.append(at)
+                texts.append(text)
+        leaves_before += row.is_leaf
+    return values, texts
+
+
 def shape_flow_figure(summary: Summary) -> go.Figure:
-    """Height and channels after every leaf layer, stages b1, b2, ... shaded behind.
+    """Height and channels after every leaf layer, stages b1, b2, ... shaded behind, the
+    layers named on the x-axis, DenseNet's concatenations and transitions marked, and where
+    a network does not run (``summary.failure``), the layer where it stops.
 
     Height is on a log axis because it halves stage after stage (224 → 7): on a linear axis
     every stage after the first would be squashed at the bottom. After Flatten there is no
@@ -71,9 +153,9 @@ def shape_flow_figure(summary: Summary) -> go.Figure:
     shapes = [input_shape] + [r.output_shape for r in layers]
     positions = list(range(len(shapes)))
     hover = [f"input: {fmt_shape(input_shape)}"] + [
-        f"{r.type} {r.name}: {fmt_shape(r.output_shape)}" for r in layers]
+        f"{r.type} {r.name}: {fmt_shape(r.output_shape) or 'does not run'}" for r in layers]
     heights = [s[1] if len(s) == 3 else None for s in shapes]
-    channels = [s[0] for s in shapes]
+    channels = [s[0] if s else None for s in shapes]
 
     # The overlaying axis (y2) is drawn on top, so the height line goes there (on the left)
     # and the bars behind it, on the right.
@@ -87,6 +169,15 @@ def shape_flow_figure(summary: Summary) -> go.Figure:
         line={"color": HEIGHT_COLOUR, "width": 2, "shape": "hv"},
         marker={"size": 4 if len(shapes) < 100 else 2}, connectgaps=False,
         text=hover, hovertemplate="%{text}<extra></extra>"))
+    concats, transitions = dense_marks(summary)
+    for marks, name, symbol, colour in ((concats, "concatenation", "diamond", "#6a3d9a"),
+                                        (transitions, "transition", "triangle-down",
+                                         "#8c564b")):
+        if marks:
+            fig.add_trace(go.Scatter(
+                x=[m[0] for m in marks], y=[m[1] for m in marks], name=name, mode="markers",
+                marker={"symbol": symbol, "size": 9, "color": colour},
+                text=[m[2] for m in marks], hovertemplate="%{text}<extra></extra>"))
 
     # Collected and set once: add_shape/add_annotation validate the whole layout each call.
     bands, labels = [], []
@@ -102,17 +193,34 @@ def shape_flow_figure(summary: Summary) -> go.Figure:
                        "text": name, "showarrow": False, "yanchor": "bottom",
                        "font": {"size": 11}})
 
+    end = f"{fmt_shape(_final_shape(summary))}"
+    failing = summary.failing_row
+    if failing is not None:
+        f = summary.failure
+        at = _last_leaf(summary)[summary.rows.index(failing)] or len(shapes) - 1
+        end = f"stops at {f.layer_type} {f.layer}"
+        fig.add_trace(go.Scatter(
+            x=[at], y=[failing.input_shape[0]], name="does not run", mode="markers",
+            marker={"symbol": "x", "size": 14, "color": REJECTED_COLOUR},
+            text=[f"{f.layer_type} {f.layer} does not run: {f.reason}"],
+            hovertemplate="%{text}<extra></extra>"))
+        bands.append({"type": "line", "xref": "x", "yref": "paper", "x0": at, "x1": at,
+                      "y0": 0, "y1": 1, "line": {"width": 2, "color": REJECTED_COLOUR}})
+    tickvals, ticktext = _ticks(summary)
     fig.update_layout(
-        title={"text": f"Shape flow: {fmt_shape(summary.input_shape)} → "
-                       f"{fmt_shape(_final_shape(summary))}"},
-        xaxis={"title": {"text": "layer (execution order; 0 is the input)"},
-               "range": [-0.5, len(shapes) - 0.5]},
+        title={"text": f"Shape flow: {fmt_shape(summary.input_shape)} → {end}"},
+        xaxis={"title": {"text": "layer (execution order), named as in the layer table"},
+               "range": [-0.5, len(shapes) - 0.5], "tickvals": tickvals, "ticktext": ticktext,
+               "tickangle": -90, "tickfont": {"size": 10}, "automargin": True},
         yaxis={"title": {"text": "channels / features"}, "type": "log", "side": "right",
-               "color": CHANNEL_COLOUR, "showgrid": False, **_powers_of_two(channels)},
+               "color": CHANNEL_COLOUR, "showgrid": False,
+               **_powers_of_two([c for c in channels if c])},
         yaxis2={"title": {"text": "height"}, "type": "log", "overlaying": "y", "side": "left",
                 "color": HEIGHT_COLOUR, **_powers_of_two([h for h in heights if h])},
-        legend={"orientation": "h", "y": -0.25},
-        bargap=0.1, margin={"t": 80}, hovermode="closest", shapes=bands, annotations=labels,
+        legend={"orientation": "h", "y": 1.12, "x": 1, "xanchor": "right",
+                "yanchor": "bottom"},
+        height=640, bargap=0.1, margin={"t": 110}, hovermode="closest", shapes=bands,
+        annotations=labels,
     )
     return fig
 
@@ -190,8 +298,8 @@ def size_line_figure(report: SizeReport, current: int | None = None,
     if report.valid:
         marks.append(("max", report.max))
     for label, size in marks:
-        if size is None:  # no maximum: say so at the right end of the line
-            fig.add_annotation(x=at(report.checked_up_to), y=-0.45, showarrow=False,
+        if size is None:  # no maximum: say so at the right end, a row below the min label
+            fig.add_annotation(x=at(report.checked_up_to), y=-0.75, showarrow=False,
                                text=f"no maximum (runs beyond {report.checked_up_to})",
                                xanchor="right")
             continue
@@ -212,7 +320,11 @@ def size_line_figure(report: SizeReport, current: int | None = None,
                                  marker={"symbol": "triangle-down", "size": 16,
                                          "color": VALID_COLOUR if runs else REJECTED_COLOUR},
                                  hovertemplate=f"{text}<extra></extra>", showlegend=False))
-        fig.add_annotation(x=at(current), y=0.5, text=text, showarrow=False,
+        # centred on its marker, unless that would push it past an end of the axis
+        where = (at(current) - at(0.6)) / (at(upper * 1.3) - at(0.6)) if log else \
+            current / (upper * 1.05)
+        anchor = "right" if where > 0.85 else "left" if where < 0.15 else "center"
+        fig.add_annotation(x=at(current), y=0.5, text=text, showarrow=False, xanchor=anchor,
                            font={"color": VALID_COLOUR if runs else REJECTED_COLOUR})
 
     if log:
@@ -223,8 +335,8 @@ def size_line_figure(report: SizeReport, current: int | None = None,
     fig.update_layout(
         title={"text": _title(report)},
         xaxis={**xaxis, "title": {"text": "input size (height = width)"}},
-        yaxis={"visible": False, "range": [-0.7, 0.7]},
-        height=260, showlegend=True, legend={"orientation": "h", "y": 1.15, "x": 1,
+        yaxis={"visible": False, "range": [-0.95, 0.7]},
+        height=280, showlegend=True, legend={"orientation": "h", "y": 1.15, "x": 1,
                                              "xanchor": "right"},
         margin={"t": 70, "b": 50},
     )

@@ -6,10 +6,10 @@ import math
 import plotly.graph_objects as go
 import pytest
 
-from cnnviz.figures import shape_flow_figure, size_line_figure
+from cnnviz.figures import MAX_LAYER_TICKS, shape_flow_figure, size_line_figure
 from cnnviz.presets import PRESETS
 from cnnviz.shapes.sizes import SizeFailure, SizeReport, valid_sizes
-from cnnviz.shapes.summary import summarize
+from cnnviz.shapes.summary import summarize, summarize_until_failure
 from cnnviz.specs import CustomSpec
 from cnnviz.specs import custom as L
 
@@ -73,9 +73,79 @@ def test_densenet121_stays_one_bar_and_one_point_per_layer():
     summary = summarize(PRESETS["densenet121-imagenet"].spec)
     fig = shape_flow_figure(summary)
     assert len(summary.layers) > 360
-    assert len(fig.data) == 2  # not one trace per layer: keeps 370 layers responsive
+    # not one trace per layer (keeps 370 layers responsive): bars, line, and one trace each
+    # for the concatenations and the transitions
+    assert [t.name for t in fig.data] == ["channels (features after Flatten)", "height",
+                                          "concatenation", "transition"]
     assert len(trace(fig, "height").x) == len(summary.layers) + 1
     assert [a.text for a in fig.layout.annotations] == ["b1", "b2", "b3", "b4", "b5", "head"]
+
+
+def test_shape_flow_is_tall_and_names_its_layers_on_the_axis():
+    summary = summarize(PRESETS["lenet"].spec)
+    fig = shape_flow_figure(summary)
+    assert fig.layout.height >= 600
+    assert list(fig.layout.xaxis.tickvals) == list(range(len(summary.layers) + 1))
+    assert fig.layout.xaxis.ticktext[0] == "input"
+    assert list(fig.layout.xaxis.ticktext[1:]) == [f"{r.name} {r.type}" for r in summary.layers]
+    assert fig.layout.xaxis.ticktext[1] == "b1.0 Conv2d"
+
+
+def test_a_deep_network_labels_each_block_where_it_starts():
+    summary = summarize(PRESETS["densenet121-imagenet"].spec)
+    assert len(summary.layers) > MAX_LAYER_TICKS
+    fig = shape_flow_figure(summary)
+    ticks = dict(zip(fig.layout.xaxis.ticktext, fig.layout.xaxis.tickvals))
+    for name in ("b2.dense DenseBlock", "b2.transition Transition", "b5.dense DenseBlock"):
+        assert name in ticks
+    # each block's tick sits at its first layer
+    first = next(i for i, r in enumerate(summary.layers, 1) if r.name.startswith("b2.transition"))
+    assert ticks["b2.transition Transition"] == first
+    assert len(ticks) < 30
+
+
+def test_densenet_concatenations_and_transitions_are_marked():
+    spec = PRESETS["densenet"].spec
+    summary = summarize(spec)
+    fig = shape_flow_figure(summary)
+    concat, transition = trace(fig, "concatenation"), trace(fig, "transition")
+    blocks = spec.num_convs_in_dense_blocks
+    assert len(concat.x) == sum(blocks) and len(transition.x) == len(blocks) - 1
+    channels = dict(zip(trace(fig, "height").x, trace(fig, "channels (features after Flatten)").y))
+    growth = spec.growth_rate
+    # each concatenation adds growth_rate channels, as the next layer's input shows
+    for x, y, text in zip(concat.x, concat.y, concat.text):
+        assert text.endswith(f" + {growth} new = {y} channels")
+        if x + 1 in channels and summary.layers[x].type == "BatchNorm2d":
+            assert channels[x + 1] == y
+    first = summarize(spec).rows
+    block = next(r for r in first if r.type == "DenseBlock")
+    assert concat.y[blocks[0] - 1] == block.output_shape[0]
+    # each transition halves the channels and the size
+    for x, y, text in zip(transition.x, transition.y, transition.text):
+        assert channels[x] == y
+        layer = summary.layers[x - 1]
+        assert layer.name.endswith(".3") and layer.type == "AvgPool2d"
+        assert "transition" in text and "size" in text
+    t = next(r for r in first if r.type == "Transition")
+    assert t.output_shape == (t.input_shape[0] // 2, t.input_shape[1] // 2,
+                              t.input_shape[2] // 2)
+    assert f"channels {t.input_shape[0]} → {t.output_shape[0]}" in transition.text[0]
+    # networks without dense blocks get no such traces
+    names = [t.name for t in shape_flow_figure(summarize(PRESETS["resnet18"].spec)).data]
+    assert "concatenation" not in names and "transition" not in names
+
+
+def test_the_flow_of_a_network_that_stops_marks_the_failing_layer():
+    summary = summarize_until_failure(PRESETS["notes-alexnet"].spec, 100)
+    fig = shape_flow_figure(summary)
+    assert fig.layout.title.text == "Shape flow: 1×1×100×100 → stops at Linear 12"
+    stop = trace(fig, "does not run")
+    assert list(stop.x) == [len(summary.layers)] and list(stop.y) == [1024]
+    assert "expects 6400 input features but gets 1024" in stop.text[0]
+    assert trace(fig, "height").text[-1] == "Linear 12: does not run"
+    assert trace(fig, "channels (features after Flatten)").y[-1] is None
+    assert list(trace(fig, "channels (features after Flatten)").y[-2:-1]) == [1024]
 
 
 def test_custom_chain_of_plain_layers_has_no_stage_bands():
