@@ -17,7 +17,7 @@ from cnnviz.shapes.summary import Summary, parse_size, summarize
 from cnnviz.specs import load_spec_file
 # The train command's choices and help (the registry and the config import torch at most).
 from cnnviz.training.config import DEVICE_CHOICES, RECIPES, book_defaults_text
-from cnnviz.training.datasets import DATASETS
+from cnnviz.training.datasets import DATASETS, augmentation_text
 
 MAX_SIZE_LIMIT = 100_000
 
@@ -230,7 +230,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--recipe", default="book", choices=RECIPES,
                    help="book: plain SGD; fast: Nesterov momentum, one-cycle lr, label smoothing")
     p.add_argument("--time-budget", type=float, help="stop cleanly after this many seconds")
-    p.add_argument("--augment", action="store_true", help="random crop and horizontal flip")
+    p.add_argument("--augment", action="store_true", help=augmentation_text())
     p.add_argument("--limit", type=int, help="use only the first N examples of each split")
     p.add_argument("--data-root", help="where data sets are downloaded (default: "
                                        "$CNNVIZ_DATA or ~/.cache/cnnviz/data)")

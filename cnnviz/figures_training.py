@@ -7,12 +7,13 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from cnnviz.training.engine import Point
+from cnnviz.training.engine import SPEED_WINDOW_SECONDS, Point
 
 # Plotly's default qualitative colours: run n keeps its colour in every panel.
 RUN_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
                "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
-PANELS = ("train loss", "accuracy (solid: train, dashed: test)", "examples / s")
+PANELS = ("train loss", "accuracy (solid: train, dashed: test)",
+          "training examples / s (tests excluded)")
 
 
 def curves_figure(runs: Sequence[tuple[str, Sequence[Point]]], height: int = 360) -> go.Figure:
@@ -20,6 +21,8 @@ def curves_figure(runs: Sequence[tuple[str, Sequence[Point]]], height: int = 360
 
     ``runs`` is a list of (label, points). Test accuracy exists only at the end of an epoch,
     so its curve has a marker per epoch; the others have a point a few times per epoch.
+    The speed is the engine's: training only, averaged over the last
+    ``SPEED_WINDOW_SECONDS`` of training time, so it neither zigzags nor counts the tests.
     """
     fig = make_subplots(rows=1, cols=3, subplot_titles=PANELS, horizontal_spacing=0.07)
     for i, (label, points) in enumerate(runs):
@@ -43,7 +46,9 @@ def curves_figure(runs: Sequence[tuple[str, Sequence[Point]]], height: int = 360
                       row=1, col=2)
         fig.add_trace(go.Scatter(x=epochs, y=[p.examples_per_sec for p in points],
                                  mode="lines", name=label, meta="examples/s", showlegend=False,
-                                 hovertemplate="epoch %{x:.2f}<br>%{y:,.0f} examples/s",
+                                 hovertemplate="epoch %{x:.2f}<br>%{y:,.0f} examples/s<br>"
+                                               f"training only, mean of the last "
+                                               f"{SPEED_WINDOW_SECONDS:g} s of training",
                                  **common), row=1, col=3)
     fig.update_xaxes(title_text="epoch", rangemode="tozero")
     fig.update_yaxes(rangemode="tozero", row=1, col=1)

@@ -7,7 +7,7 @@ import torch
 
 from cnnviz.figures_training import (RUN_COLOURS, confusion_figure, curves_figure,
                                      mistake_tiles)
-from cnnviz.training.engine import Point
+from cnnviz.training.engine import SPEED_WINDOW_SECONDS, Point
 
 
 def points(n_epochs: int = 2, per_epoch: int = 2, loss0: float = 2.3) -> list[Point]:
@@ -41,7 +41,14 @@ def test_curves_follow_the_points():
     assert list(test.y) == pytest.approx([0.18, 0.36])
     assert loss.xaxis == "x" and train.xaxis == test.xaxis == "x2" and speed.xaxis == "x3"
     assert [a.text for a in fig.layout.annotations] == \
-        ["train loss", "accuracy (solid: train, dashed: test)", "examples / s"]
+        ["train loss", "accuracy (solid: train, dashed: test)",
+         "training examples / s (tests excluded)"]
+
+
+def test_the_speed_curve_says_it_counts_training_only():
+    [speed] = traces(curves_figure([("lenet", points())]), "examples/s")
+    assert "training only" in speed.hovertemplate
+    assert f"last {SPEED_WINDOW_SECONDS:g} s of training" in speed.hovertemplate
 
 
 def test_two_runs_overlay_in_their_own_colours():

@@ -481,3 +481,108 @@ def test_cli_train_failures_are_one_line(capsys, tmp_path):
     code = main(["train", "lenet", "--dataset", "nope"])
     _, err = capsys.readouterr()
     assert code == 2 and "nope" in err and err.count("\n") == 1
+
+
+# --- issue 8: a stop is tested, speed is training speed, augmentation per data set --------
+
+def test_a_stopped_run_tests_what_it_learned_when_it_stops(digits):
+    run = TrainingRun(TINY, TrainConfig(dataset="digits", epochs=10_000, batch_size=16,
+                                        lr=0.1, device="cpu"), dataset=digits).start()
+    deadline = time.monotonic() + 60
+    while not run.points() and time.monotonic() < deadline:  # stop mid-epoch
+        time.sleep(0.01)
+    run.stop()
+    assert run.join(30) and run.state == "stopped"
+    last = run.points()[-1]
+    # The last point is a test of the weights at the stop, not a stale earlier one.
+    assert last.test_acc is not None
+    assert int(run.result.confusion.sum()) == 360
+    assert int(run.result.confusion.trace()) == round(last.test_acc * 360)
+    assert run.message == f"stopped at epoch {last.epoch:.2f}".rstrip("0").rstrip(".")
+    assert "stopped" not in run.message[len("stopped"):]
+
+
+def test_training_speed_is_a_window_over_training_time():
+    speed = engine.TrainingSpeed(window=5.0)
+    # Points a step apart and points many steps apart alternate, at 1,000 examples/s.
+    marks, out = [(0.01, 10), (1.0, 1000), (1.02, 1020), (2.0, 2000), (2.01, 2010),
+                  (7.0, 7000), (7.05, 7050), (12.0, 12000)], []
+    for seconds, examples in marks:
+        out.append(speed.add(seconds, examples))
+    assert out == pytest.approx([1000.0] * len(marks))
+    # A slow stretch shows, and leaves the window once it is 5 s of training behind.
+    assert speed.add(13.0, 12500) == pytest.approx((12500 - 7050) / (13.0 - 7.05))
+    assert speed.add(19.0, 18500) == pytest.approx(1000.0)
+
+
+def test_test_evaluations_are_not_training_time(digits, monkeypatch):
+    evaluate = engine.evaluate
+
+    def slow_evaluate(*args, **kwargs):
+        time.sleep(0.4)
+        return evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "evaluate", slow_evaluate)
+    run = run_to_end(TINY, TrainConfig(dataset="digits", epochs=3, batch_size=64, lr=0.1,
+                                       device="cpu"), digits)
+    points = run.points()
+    last = points[-1]
+    assert last.seconds - last.train_seconds >= 3 * 0.4
+    # Every point's speed counts training time only (the run is shorter than the window).
+    for p in points:
+        examples = round(p.epoch * len(digits.train_labels))
+        assert p.examples_per_sec == pytest.approx(examples / p.train_seconds, rel=0.05)
+    assert last.examples_per_sec > 1.2 * round(last.epoch * 1437) / last.seconds
+
+
+def test_the_registry_says_which_sets_a_flip_keeps_their_labels():
+    from cnnviz.training.datasets import DATASETS, augmentation_help, augmentation_text
+    assert {n for n, info in DATASETS.items() if info.flips} == {"fashion-mnist", "cifar10"}
+    assert "no flip" in DATASETS["digits"].augmentation
+    assert "horizontal flip" in DATASETS["cifar10"].augmentation
+    assert augmentation_help("digits").split("\n\n")[1].startswith("- **Digits**: random "
+                                                                   "crop, no flip")
+    assert "Fashion-MNIST, CIFAR-10 (not MNIST, Digits)" in augmentation_text()
+
+
+def rows_increase(x: torch.Tensor) -> torch.Tensor:
+    """Per example: whether every row's non-zero (not padding) pixels increase to the right."""
+    ok = []
+    for image in x[:, 0]:
+        ok.append(all(bool((row[row > 0].diff() > 0).all()) for row in image))
+    return torch.tensor(ok)
+
+
+def test_augmentation_flips_only_when_asked():
+    # Each row counts up from left to right: a mirrored row counts down.
+    images = (torch.arange(1, 9, dtype=torch.uint8) * 20).expand(64, 1, 8, 8).contiguous()
+    kept = prepare(images, channels=1, size=8, augment=True, flip=False,
+                   generator=torch.Generator().manual_seed(0))
+    assert bool(rows_increase(kept).all())
+    flipped = prepare(images, channels=1, size=8, augment=True, flip=True,
+                      generator=torch.Generator().manual_seed(0))
+    assert not bool(rows_increase(flipped).all())
+
+
+@pytest.mark.parametrize("name, flips", [("digits", False), ("fashion-mnist", True)])
+def test_a_run_flips_only_data_sets_whose_labels_survive_it(name, flips, monkeypatch):
+    from cnnviz.training import recipe as recipe_module
+    from cnnviz.training.data import Dataset
+    from cnnviz.training.datasets import dataset_info
+    info = dataset_info(name)
+    images = torch.randint(0, 256, (40, 1, info.size, info.size), dtype=torch.uint8)
+    labels = torch.randint(0, 10, (40,))
+    data = Dataset(info, images, labels, images[:8], labels[:8])
+    asked = []
+    real = recipe_module.prepare
+
+    def spy(images, **kwargs):
+        asked.append((kwargs.get("augment"), kwargs.get("flip")))
+        return real(images, **kwargs)
+
+    monkeypatch.setattr(recipe_module, "prepare", spy)
+    spec = LENET_BN
+    run = run_to_end(spec, TrainConfig(dataset=name, epochs=1, batch_size=20, lr=0.1,
+                                       augment=True, device="cpu"), data)
+    assert run.state == "finished", run.message
+    assert asked and set(asked) == {(True, flips)}

@@ -31,10 +31,13 @@ class DeviceImages:
 
 
 def prepare(images: torch.Tensor, *, channels: int, size: int, augment: bool = False,
-            generator: torch.Generator | None = None, dtype: torch.dtype = torch.float32,
-            channels_last: bool = False) -> torch.Tensor:
+            flip: bool = False, generator: torch.Generator | None = None,
+            dtype: torch.dtype = torch.float32, channels_last: bool = False) -> torch.Tensor:
     """uint8 (B, C, h, w) → float (B, channels, size, size) in [0, 1], as ``ToTensor`` after
-    ``Resize`` gives in the book, with grey ↔ RGB adapted to the network."""
+    ``Resize`` gives in the book, with grey ↔ RGB adapted to the network.
+
+    ``augment`` crops at random; ``flip`` adds a random horizontal flip, which only a data set
+    whose labels survive a mirror should ask for (its registry entry's ``flips``)."""
     x = images.to(dtype) / 255.0
     if x.shape[1] != channels:  # grey for a colour network is repeated; colour is averaged
         grey = x if x.shape[1] == 1 else x.mean(dim=1, keepdim=True)
@@ -43,26 +46,28 @@ def prepare(images: torch.Tensor, *, channels: int, size: int, augment: bool = F
         x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False,
                           antialias=size < x.shape[-1])
     if augment:
-        x = random_crop_flip(x, generator=generator)
+        x = random_crop_flip(x, generator=generator, flip=flip)
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
     return x
 
 
 def random_crop_flip(x: torch.Tensor, padding: int | None = None,
-                     generator: torch.Generator | None = None) -> torch.Tensor:
-    """Random crop after zero padding (1/8 of the side) and a random horizontal flip, drawn
-    per example and applied with one gather on the device."""
+                     generator: torch.Generator | None = None, flip: bool = True
+                     ) -> torch.Tensor:
+    """Random crop after zero padding (1/8 of the side) and, with ``flip``, a random
+    horizontal flip, drawn per example and applied with one gather on the device."""
     b, c, h, w = x.shape
     pad = padding if padding is not None else max(1, h // 8)
     padded = F.pad(x, (pad, pad, pad, pad))
     cpu = torch.Generator().manual_seed(int(torch.randint(0, 2**31, (1,), generator=generator)))
     dy = torch.randint(0, 2 * pad + 1, (b,), generator=cpu).to(x.device)
     dx = torch.randint(0, 2 * pad + 1, (b,), generator=cpu).to(x.device)
-    flip = (torch.rand(b, generator=cpu) < 0.5).to(x.device)
+    flipped = (torch.rand(b, generator=cpu) < 0.5).to(x.device)
     rows = dy[:, None] + torch.arange(h, device=x.device)[None, :]            # (b, h)
     cols = dx[:, None] + torch.arange(w, device=x.device)[None, :]            # (b, w)
-    cols = torch.where(flip[:, None], cols.flip(1), cols)
+    if flip:
+        cols = torch.where(flipped[:, None], cols.flip(1), cols)
     batch = torch.arange(b, device=x.device)[:, None, None, None]
     chan = torch.arange(c, device=x.device)[None, :, None, None]
     return padded[batch, chan, rows[:, None, :, None], cols[:, None, None, :]]

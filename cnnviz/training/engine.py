@@ -35,6 +35,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -52,6 +53,9 @@ from cnnviz.training.recipe import make_model, make_recipe, plan_batches
 POINT_SECONDS = 2.0  # also emit a point at least this often
 FIRST_POINT_SECONDS = 0.5  # and the first one this soon: the curve starts right after Start
 MISTAKES = 16
+# examples/s is the mean over this much training time (test evaluations excluded): a point
+# a step or two after the previous one would make the curve zigzag.
+SPEED_WINDOW_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -59,9 +63,10 @@ class Point:
     epoch: float              # epochs done, fractional (1.25 = a quarter into epoch 2)
     train_loss: float         # mean over the epoch so far
     train_acc: float
-    test_acc: float | None    # at the end of each epoch
-    examples_per_sec: float
-    seconds: float            # since training started
+    test_acc: float | None    # at the end of each epoch, and when a stopped run ends
+    examples_per_sec: float   # training only, over the last SPEED_WINDOW_SECONDS of training
+    seconds: float            # since training started, test evaluations included
+    train_seconds: float | None = None  # of those, the ones spent training (tests excluded)
 
 
 @dataclass
@@ -69,6 +74,26 @@ class Result:
     model: nn.Module                       # on the CPU, eval mode
     confusion: torch.Tensor                # (classes, classes): rows true, columns predicted
     mistakes: list[tuple[torch.Tensor, int, int]] = field(default_factory=list)
+
+
+class TrainingSpeed:
+    """Examples per second of training over a trailing window of training time.
+
+    ``add(train_seconds, examples)`` takes the run's training clock (test evaluations not
+    counted) and its examples so far, and returns the speed since the latest mark at least
+    ``window`` seconds of training ago (since the start while the run is younger).
+    """
+
+    def __init__(self, window: float = SPEED_WINDOW_SECONDS):
+        self.window = window
+        self._marks: deque[tuple[float, int]] = deque([(0.0, 0)])
+
+    def add(self, train_seconds: float, examples: int) -> float:
+        self._marks.append((train_seconds, examples))
+        while len(self._marks) > 2 and self._marks[1][0] <= train_seconds - self.window:
+            self._marks.popleft()
+        since, before = self._marks[0]
+        return (examples - before) / max(train_seconds - since, 1e-9)
 
 
 class Callback:
@@ -202,12 +227,15 @@ class TrainingRun:
         plan = plan_batches(len(train), cfg.batch_size)
         batch, drop_last, steps = plan.batch_size, plan.drop_last, plan.steps
         recipe = make_recipe(model, spec, cfg, device, total_steps=steps * cfg.epochs)
+        recipe.prep["flip"] = dataset_info(cfg.dataset).flips  # only where labels survive it
         marks = {max(1, round(steps * k / cfg.points_per_epoch))
                  for k in range(1, cfg.points_per_epoch)}
         self.started_at = start = time.monotonic()
         budget_end = start + cfg.time_budget if cfg.time_budget else math.inf
         total_steps, done_steps = steps * cfg.epochs, 0
-        last_time, last_seen, examples = start, 0, 0
+        last_time, examples = start, 0
+        testing = 0.0  # seconds spent on test evaluations: not training time
+        speed = TrainingSpeed()
         predictions = None  # of the last evaluation: the confusion matrix and mistakes
         for epoch in range(cfg.epochs):
             model.train()
@@ -235,39 +263,46 @@ class TrainingRun:
                 due = FIRST_POINT_SECONDS if not self._points else POINT_SECONDS
                 if step in marks or now - last_time >= due:
                     # The only host sync: reading the sums back, a few times per epoch.
+                    trained = now - start - testing
                     self._point(epoch + step / steps, loss_sum, correct, bad, seen, None,
-                                (examples - last_seen) / max(now - last_time, 1e-9),
-                                now - start)
-                    last_time, last_seen = time.monotonic(), examples
-            if seen == 0 or self._stop.is_set():  # a stop takes effect now, not after a test
+                                speed.add(trained, examples), now - start, trained)
+                    last_time = time.monotonic()
+            if seen == 0:  # stopped before this epoch's first step: the last test still holds
                 break
-            trained = time.monotonic()  # the speed is training speed: measured before the test
+            if self._stop.is_set():  # stop training now; test what it learned until the stop
+                self.state, self.message = "stopping", "testing what it learned so far"
+            tested_at = time.monotonic()
+            trained = tested_at - start - testing
             accuracy, predictions = evaluate(model, test, batch, recipe.prep,
                                              recipe.autocast)
+            testing += time.monotonic() - tested_at
             self._point(epoch + min(seen / len(train), 1.0), loss_sum, correct, bad, seen,
-                        accuracy, (examples - last_seen) / max(trained - last_time, 1e-9),
-                        time.monotonic() - start)
-            last_time, last_seen = time.monotonic(), examples
-            if time.monotonic() >= budget_end:
+                        accuracy, speed.add(trained, examples), time.monotonic() - start,
+                        trained)
+            last_time = time.monotonic()
+            if self._stop.is_set() or time.monotonic() >= budget_end:
                 break
         self.result = _result(model, test, data, predictions)
         self.progress = 1.0 if not self._stop.is_set() else self.progress
         if self._stop.is_set():
-            self.state, self.message = "stopped", "stopped"
+            at = self._points[-1].epoch if self._points else 0.0
+            self.state, self.message = "stopped", f"stopped at epoch {at:.2f}".rstrip("0") \
+                .rstrip(".")
         elif time.monotonic() >= budget_end:
             self.state, self.message = "finished", "the time budget is spent"
         else:
             self.state, self.message = "finished", "done"
 
     def _point(self, epoch: float, loss_sum, correct, bad, seen: int, test_acc,
-               speed: float, seconds: float) -> None:
+               speed: float, seconds: float, train_seconds: float) -> None:
         loss = float(loss_sum) / seen
         # Chance level is ln(classes); a mean loss fifty times that has left the rails too.
         if bool(bad) or loss > 50 * math.log(max(self.spec.num_classes, 2)):
             raise TrainingError(f"diverged — lower the learning rate (the loss became "
                                 f"{'NaN or infinite' if bool(bad) else f'{loss:.3g}'} at "
                                 f"epoch {epoch:.2f} with learning rate {self.config.lr:g})")
-        point = Point(round(epoch, 4), loss, int(correct) / seen, test_acc, speed, seconds)
+        point = Point(round(epoch, 4), loss, int(correct) / seen, test_acc, speed, seconds,
+                      train_seconds)
         with self._lock:
             self._points.append(point)
         for callback in self.callbacks:
@@ -327,6 +362,7 @@ def estimate_seconds(spec, config: TrainConfig, steps: int = 5) -> float:
     # The schedule must span the timed steps even when the real run is shorter.
     recipe = make_recipe(model, spec, cfg, device,
                          total_steps=max(plan.steps * cfg.epochs, warm_up + steps))
+    recipe.prep["flip"] = info.flips  # as in the run
     generator = torch.Generator().manual_seed(cfg.seed)
     # A small pool served through the same batching and bookkeeping as the real loop.
     pool = DeviceImages(torch.randint(0, 256, (batch * 2, info.channels, info.size, info.size),

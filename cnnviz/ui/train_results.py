@@ -6,18 +6,21 @@ from __future__ import annotations
 import streamlit as st
 
 from cnnviz.figures_training import confusion_figure, mistake_tiles
+from cnnviz.training.advice import chance_advice, format_epochs
 from cnnviz.training.checkpoint import CheckpointError, load_weights, state_dict_bytes
 from cnnviz.training.datasets import DATASETS
 from cnnviz.training.job import FinishedRun, format_seconds, metrics_csv
 
 RESULTS_OF = "train.results_of"
-TRAINED_MODEL = "cnnviz.trained_model"  # {"spec", "model", "label", "dataset"}: other pages
+# {"spec", "model", "label", "dataset"}: the session's latest trained or loaded model, kept
+# for the pages that will inspect it (feature maps, BatchNorm); no page reads it yet.
+TRAINED_MODEL = "cnnviz.trained_model"
 UPLOAD, UPLOAD_RESULT = "train.upload", "train.upload.result"
 MAX_WEIGHTS_MB = 500  # the app's upload limit is 1 MB (a spec); weights are bigger
 
 
 def make_trained_model(run: FinishedRun) -> None:
-    """The model the other pages inspect: the latest trained (or loaded) one."""
+    """Keep ``run``'s model as the session's latest trained one."""
     st.session_state[TRAINED_MODEL] = {"spec": run.spec, "model": run.result.model,
                                        "label": run.title, "dataset": run.config.dataset}
 
@@ -35,8 +38,10 @@ def show_outcome(run: FinishedRun) -> None:
             st.button("Use the offline Digits data set", key="train.use_digits",
                       on_click=_use_digits, icon=":material/wifi_off:")
     elif run.state == "stopped":
-        st.info(f"Run #{run.number} was stopped ({run.message}); what it learned so far is "
-                "below.", icon=":material/stop_circle:")
+        how = run.message if run.message.startswith("stopped") else f"stopped ({run.message})"
+        learned = ("; below is what it learned, tested on the test split when it stopped"
+                   if run.result is not None else "")
+        st.info(f"Run #{run.number} was {how}{learned}.", icon=":material/stop_circle:")
     else:
         why = "" if run.message == "done" else f" ({run.message})"
         st.success(f"Run #{run.number} finished{why} on {run.device}.",
@@ -69,24 +74,37 @@ def _final(run: FinishedRun):
     return run.points[-1], (tested[-1].test_acc if tested else None)
 
 
+def _train_seconds(point) -> float:
+    return point.seconds if point.train_seconds is None else point.train_seconds
+
+
 def _summary_row(run: FinishedRun, network_name) -> dict:
     last, test_acc = _final(run)
     return {"run": run.number, "network": network_name(run.spec), "data set": run.config.dataset,
             "settings": run.label.split(" · ", 2)[-1], "state": run.state,
             "epochs": round(last.epoch, 2), "train loss": round(last.train_loss, 4),
             "train acc": last.train_acc, "test acc": test_acc,
-            "seconds": round(last.seconds, 1), "device": run.device}
+            "training s": round(_train_seconds(last), 1), "device": run.device}
 
 
 def _show_results(run: FinishedRun) -> None:
     last, test_acc = _final(run)
     cols = st.columns(5)
-    cols[0].metric("test accuracy", "—" if test_acc is None else f"{test_acc:.1%}")
-    cols[1].metric("train accuracy", f"{last.train_acc:.1%}")
+    cols[0].metric("test accuracy", "—" if test_acc is None else f"{test_acc:.1%}",
+                   help="of the weights at the end of the run" if last.test_acc is not None
+                   else "at the last test, before the run's final steps")
+    cols[1].metric("train accuracy", f"{last.train_acc:.1%}",
+                   help="mean over the last epoch's batches while they trained")
     cols[2].metric("train loss", f"{last.train_loss:.3f}")
-    cols[3].metric("epochs", f"{last.epoch:g}")
-    cols[4].metric("training time", format_seconds(last.seconds),
-                   help=f"{last.examples_per_sec:,.0f} examples/s at the end, on {run.device}")
+    cols[3].metric("epochs", format_epochs(last.epoch))
+    training = _train_seconds(last)
+    cols[4].metric("training time", format_seconds(training),
+                   help=f"{format_seconds(last.seconds - training)} more went to testing "
+                        f"on the test split; {last.examples_per_sec:,.0f} training examples/s "
+                        f"at the end, on {run.device}")
+    advice = chance_advice(run.spec, run.config, last.epoch, last.train_loss, test_acc)
+    if advice:
+        st.warning(advice, icon=":material/lightbulb:")
     if run.result is None:
         st.info("This run ended before its first test evaluation: no model to show.")
         return
@@ -111,12 +129,8 @@ def _show_results(run: FinishedRun) -> None:
                          icon=":material/download:",
                          help="the model's state_dict: torch.load(path, weights_only=True), "
                               "then load_state_dict, or load it back below")
-    current = st.session_state.get(TRAINED_MODEL, {})
-    if current.get("label") == run.title:
-        right.caption("The other pages inspect this model.")
-    elif right.button("Inspect this model on the other pages", key="train.make_current"):
-        make_trained_model(run)
-        st.rerun()
+    right.caption("The weights live only in this browser session: download them to keep "
+                  "them, and load them back under **Load weights**.")
 
 
 def show_upload(spec, name: str) -> None:
@@ -137,7 +151,7 @@ def show_upload(spec, name: str) -> None:
                                                "label": f"{upload.name} (loaded)",
                                                "dataset": None}
             tensors = len(model.state_dict())
-            outcome = (upload.file_id, True, f"Loaded {upload.name} into {name} ({tensors} "
-                                             "tensors); the other pages now inspect it.")
+            outcome = (upload.file_id, True, f"Loaded {upload.name} into {name}: all "
+                                             f"{tensors} tensors match the network.")
         st.session_state[UPLOAD_RESULT] = outcome
     (st.success if outcome[1] else st.error)(outcome[2])

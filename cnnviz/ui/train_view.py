@@ -15,7 +15,7 @@ from cnnviz.figures_training import curves_figure
 from cnnviz.training.config import (DEVICE_CHOICES, MAX_BATCH_SIZE, MAX_LR, MAX_SIZE,
                                     TrainConfig, book_batch_size, book_help, book_lr)
 from cnnviz.training.data import is_downloaded
-from cnnviz.training.datasets import DATASETS
+from cnnviz.training.datasets import DATASETS, augmentation_help
 from cnnviz.training.engine import estimate_seconds
 from cnnviz.training.job import FinishedRun, TrainingJob, format_seconds, import_loaders
 from cnnviz.ui import train_results
@@ -66,11 +66,24 @@ def show_train_page() -> None:
 
 # -- settings -----------------------------------------------------------------------------
 
+BOOK_DATASET = "fashion-mnist"
+
+
+def _default_dataset() -> str:
+    """The book's data set when it is here, else the offline digits: the default never fails."""
+    return BOOK_DATASET if is_downloaded(BOOK_DATASET) else "digits"
+
+
 def _dataset_label(name: str) -> str:
     info = DATASETS[name]
     if info.offline:
         return f"{info.title} (offline)"
-    return f"{info.title} ({'downloaded' if is_downloaded(name) else 'not downloaded'})"
+    where = "downloaded" if is_downloaded(name) else f"download ~{info.download_mb} MB"
+    return f"{info.title} ({where})"
+
+
+def _use_book_dataset() -> None:
+    st.session_state["train.dataset"] = BOOK_DATASET
 
 
 def _dataset_help() -> str:
@@ -106,7 +119,7 @@ def _defaults(spec) -> None:
         state["train.size"] = spec.input_size
         state["train.batch"] = book_batch_size(spec)
         state["train.lr"] = float(book_lr(spec))
-    for key, value in (("train.dataset", "fashion-mnist"), ("train.stop_after", "epochs"),
+    for key, value in (("train.dataset", _default_dataset()), ("train.stop_after", "epochs"),
                        ("train.epochs", 10), ("train.budget", 60), ("train.recipe", "book"),
                        ("train.device", "auto"), ("train.augment", False),
                        ("train.limit", 0)):
@@ -121,6 +134,12 @@ def _controls(spec) -> tuple[TrainConfig, list[str]]:
     dataset = row[0].selectbox("Data set", list(DATASETS), key="train.dataset",
                                format_func=_dataset_label, disabled=running, **keep,
                                help=_dataset_help())
+    if dataset != BOOK_DATASET and not is_downloaded(BOOK_DATASET):
+        book = DATASETS[BOOK_DATASET]
+        row[0].button(f"{book.title}, as in the book (~{book.download_mb} MB)",
+                      key="train.use_book_dataset", type="tertiary", disabled=running,
+                      icon=":material/download:", on_click=_use_book_dataset,
+                      help=f"downloads about {book.download_mb} MB once, when the run starts")
     size = row[1].number_input("Input size", 1, MAX_SIZE, step=1, key="train.size", **keep,
                                disabled=running,
                                help=f"images are resized to size × size on the device; "
@@ -152,7 +171,7 @@ def _controls(spec) -> tuple[TrainConfig, list[str]]:
                               help="auto picks CUDA, then Apple's MPS, then the CPU")
     left, right = st.columns([1, 3], vertical_alignment="center")
     augment = left.toggle("Augmentation", key="train.augment", disabled=running, **keep,
-                          help="random crop with padding and horizontal flip, on the device")
+                          help=augmentation_help(dataset))
     with right.expander("More options"):
         limit = st.number_input("Use only the first N examples of each split (0 = all)", 0,
                                 1_000_000, step=100, key="train.limit", disabled=running,
