@@ -2,7 +2,8 @@
 
 import streamlit as st
 
-from cnnviz.presets import PRESETS
+from cnnviz.errors import SpecError
+from cnnviz.models.convert import conversion_note, to_custom
 from cnnviz.specs import FAMILIES, SPEC_CLASSES
 from cnnviz.ui import results
 from cnnviz.ui.editor import edit_custom_spec, edit_family_spec
@@ -11,16 +12,32 @@ from cnnviz.ui.state import current_spec, edit_spec, replace_spec, widget_key
 from cnnviz.workbench import analyse
 
 require_app()
+CONVERTED = "build.converted"  # the note after a switch to custom, for the next run
 
 spec = current_spec()
 st.title("Build")
 
-family = st.columns(3)[0].selectbox("Family", FAMILIES, index=FAMILIES.index(spec.family),
-                      key=widget_key("build.family"),
-                      help="switching starts from the book's version of that family")
+family = st.columns(3)[0].selectbox(
+    "Family", FAMILIES, index=FAMILIES.index(spec.family), key=widget_key("build.family"),
+    help="custom: this network written out as custom layers and blocks, the same network with "
+         "every layer editable; another family starts from the book's version of that family "
+         "(a custom network is not converted back)")
 if family != spec.family:
-    replace_spec(PRESETS["notes-nin"].spec if family == "custom" else SPEC_CLASSES[family]())
+    if family == "custom":
+        try:
+            converted = to_custom(spec)
+            st.session_state[CONVERTED] = ("info", conversion_note(spec, converted))
+        except SpecError as exc:  # kept as it is; the selectbox goes back to its family
+            converted = spec
+            st.session_state[CONVERTED] = (
+                "warning", f"The network stays a {spec.title}: {exc}")
+        replace_spec(converted)
+    else:
+        replace_spec(SPEC_CLASSES[family]())
     st.rerun()
+if CONVERTED in st.session_state:  # shown once, right after the switch
+    kind, note = st.session_state.pop(CONVERTED)
+    getattr(st, kind)(note)
 
 editor, view = st.columns([2, 3], gap="large")
 with editor:

@@ -14,7 +14,7 @@ from torch import nn
 from cnnviz.errors import ShapeError, SpecError
 from cnnviz.models import blocks, build, build_meta
 from cnnviz.models.arithmetic import output_shape
-from cnnviz.models.convert import custom_stages, to_custom
+from cnnviz.models.convert import conversion_note, custom_stages, to_custom
 from cnnviz.presets import BOOK_PRESETS, PRESETS
 from cnnviz.shapes.sizes import valid_sizes
 from cnnviz.shapes.summary import summarize
@@ -120,7 +120,10 @@ def test_generated_specs_convert_to_the_same_network(family, data):
     except SpecError as exc:  # both refuse: the conversion cannot size the Linear either
         with pytest.raises(SpecError) as info:
             to_custom(spec)
-        assert [str(p) for p in info.value.problems] == [str(p) for p in exc.problems]
+        # The same problem; the failing layer is named as each model names it (b2.0, 4).
+        assert [p.path for p in info.value.problems] == [p.path for p in exc.problems]
+        assert [p.message.split(":")[0] for p in info.value.problems] == [
+            p.message.split(":")[0] for p in exc.problems]
         return
     ours = build_meta(to_custom(spec))
     assert n_params(ours) == n_params(theirs)
@@ -132,9 +135,18 @@ def test_generated_specs_convert_to_the_same_network(family, data):
 
 def test_a_network_too_long_for_a_custom_list_says_so():
     spec = ResNetSpec(stages=((64, 8),) * 4)  # stem 4 layers, 256 residual blocks, head 3
-    with pytest.raises(SpecError, match=r"^layers: at most 200 items, got 263 \(this ResNet "
-                                        r"written out as custom layers\)$"):
+    with pytest.raises(SpecError, match=r"^as custom layers it would break a bound: layers: "
+                                        r"at most 200 items, got 263$"):
         to_custom(spec)
+
+
+def test_the_note_counts_the_parameters_of_both():
+    spec = PRESETS["resnet18"].spec
+    assert conversion_note(spec, to_custom(spec)) == (
+        "Converted: this ResNet is now 15 custom layers and blocks, the same network with the "
+        "same 11,178,378 parameters. Every layer is yours to edit.")
+    other = PRESETS["notes-nin"].spec
+    assert "1,992,166 parameters instead of 11,178,378" in conversion_note(spec, other)
 
 
 # --- configs written before the block options existed ----------------------------------------

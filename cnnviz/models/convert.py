@@ -68,8 +68,8 @@ def to_custom(spec) -> CustomSpec:
     custom = CustomSpec(spec.in_channels, spec.num_classes, spec.input_size, layers)
     problems = validate(custom)
     if problems:
-        raise SpecError([Problem(p.path, f"{p.message} (this {spec.title} written out as "
-                                         "custom layers)") for p in problems])
+        raise SpecError([Problem("", f"as custom layers it would break a bound: {p}")
+                         for p in problems])
     return custom
 
 
@@ -214,3 +214,13 @@ def _densenet(spec) -> list[Stage]:
     head = (L.BatchNorm(), L.ReLU(), L.AdaptiveAvgPool(1), L.Flatten(),
             L.Linear(channels, spec.num_classes))
     return _numbered(stages) + [("head", head)]
+
+
+def conversion_note(spec, custom: CustomSpec) -> str:
+    """One line for the learner after ``custom = to_custom(spec)``: what happened, and the
+    parameter count, counted on both networks rather than assumed."""
+    before, after = (sum(p.numel() for p in build_meta(s).parameters()) for s in (spec, custom))
+    count = f"the same {after:,} parameters" if after == before else \
+        f"{after:,} parameters instead of {before:,}"
+    return (f"Converted: this {spec.title} is now {len(custom.layers)} custom layers and "
+            f"blocks, the same network with {count}. Every layer is yours to edit.")
