@@ -15,6 +15,7 @@ import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
 
+from cnnviz.models.convert import to_custom
 from cnnviz.presets import BOOK_PRESETS, PRESETS
 from cnnviz.shapes.sizes import valid_sizes
 from cnnviz.specs import FAMILIES, SPEC_CLASSES, VGGSpec, spec_to_json
@@ -273,7 +274,8 @@ def test_build_switches_to_every_family(family):
     at = open_app("build", preset="densenet" if family == "lenet" else "lenet")
     by_label(at.selectbox, "Family").select(family).run()
     assert_ok(at)
-    expected = PRESETS["notes-nin"].spec if family == "custom" else SPEC_CLASSES[family]()
+    # custom: the open network (lenet) written out as custom layers (tests/test_convert_page.py)
+    expected = to_custom(PRESETS["lenet"].spec) if family == "custom" else SPEC_CLASSES[family]()
     assert spec_of(at) == expected
     assert by_label(at.selectbox, "Family").value == family
     assert params_help(at) == [f"{true_params(expected):,}"]
