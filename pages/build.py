@@ -43,12 +43,7 @@ editor, view = st.columns([2, 3], gap="large")
 with editor:
     st.subheader("Blocks", anchor=False)
     if spec.family == "custom":
-        shapes = {}
-        before = analyse(spec)
-        if before.summary:
-            shapes = {r.name: "×".join(map(str, r.output_shape))
-                      for r in before.summary.rows if r.depth == 1}
-        edited = edit_custom_spec(spec, shapes)
+        edited = edit_custom_spec(spec, results.card_shapes(analyse(spec)))
     else:
         edited = edit_family_spec(spec)
 if edited != spec:
@@ -58,25 +53,29 @@ if edited != spec:
     spec = edited
 
 analysis = analyse(spec)
-with view:
-    results.show_status(analysis)
-    if analysis.ok:
-        results.show_numbers(analysis)
-    # Lazy tabs: only the open one is computed, so a knob move pays for what is on screen.
-    layers, flow, arithmetic, export, compare = st.tabs(
-        ["Layers", "Shape flow", "Conv arithmetic", "Export", "Compare"], key="build.tab",
-        on_change="rerun")
-    for tab, show in ((layers, results.show_layers), (flow, results.show_flow),
-                      (arithmetic, results.show_arithmetic)):
-        if tab.open:
-            with tab:
-                if analysis.ok:
-                    show(analysis)
-                else:
-                    st.info("Fix the problem above to see this.")
-    if export.open:
-        with export:
-            results.show_export(spec)
-    if compare.open:
-        with compare:
-            results.show_compare(analysis)
+with view:  # stays in view while a long layer list scrolls past
+    with results.sticky():
+        results.show_status(analysis)
+        if analysis.ok:
+            results.show_numbers(analysis)
+        if analysis.table is not None and spec.family != "custom":
+            results.show_stages(analysis)  # a custom network shows them on its cards
+# The tabs take the page's full width, so every column of the layer table reads in full.
+# Lazy tabs: only the open one is computed, so a knob move pays for what is on screen.
+layers, flow, arithmetic, export, compare = st.tabs(
+    ["Layers", "Shape flow", "Conv arithmetic", "Export", "Compare"], key="build.tab",
+    on_change="rerun")
+for tab, show in ((layers, results.show_layers), (flow, results.show_flow),
+                  (arithmetic, results.show_arithmetic)):
+    if tab.open:
+        with tab:
+            if analysis.table is not None:  # up to the failing layer when it does not run
+                show(analysis)
+            else:
+                st.info("Fix the problem above to see this.")
+if export.open:
+    with export:
+        results.show_export(spec)
+if compare.open:
+    with compare:
+        results.show_compare(analysis)

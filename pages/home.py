@@ -38,10 +38,13 @@ with st.expander("More networks: the study notes' versions and torchvision's Ima
             continue
         a = analyse(preset.spec)
         rows.append({"network": name, "family": preset.spec.family,
-                     "params": a.summary.total_params, "mult-adds": a.summary.mult_adds,
+                     "params": f"{a.summary.total_params:,}",
+                     "mult-adds": f"{a.summary.mult_adds:,}",
                      "input": f"{preset.spec.in_channels}×{preset.spec.input_size}²",
                      "valid sizes": describe_sizes(a.sizes), "about": preset.description})
-    st.dataframe(rows, hide_index=True, key="home.more")
+    st.dataframe(rows, hide_index=True, key="home.more",
+                 column_config={c: st.column_config.TextColumn(alignment="right")
+                                for c in ("params", "mult-adds")})
     others = [r["network"] for r in rows]
     pick, go = st.columns([3, 1], vertical_alignment="bottom")
     chosen = pick.selectbox("Open one of these", others, key="home.more.pick")

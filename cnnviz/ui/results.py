@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import pandas as pd
 import streamlit as st
 
 from cnnviz.codegen import pytorch_source
@@ -10,7 +11,12 @@ from cnnviz.errors import SpecError, fmt_shape
 from cnnviz.figures import shape_flow_figure
 from cnnviz.specs import spec_from_json, spec_to_json
 from cnnviz.ui.state import pin, pinned, preset_name, replace_spec, unpin
-from cnnviz.workbench import Analysis, analyse, compare, human, layer_label
+from cnnviz.workbench import (Analysis, analyse, compare, human, human_bytes, layer_label,
+                              linear_fix)
+
+FAILED_ROW_STYLE = "background-color: #fde0e0; color: #a50e0e"  # the layer that cannot run
+ROW_HEIGHT = 35  # px, Streamlit's default
+MAX_TABLE_HEIGHT = 10_000  # px: st.dataframe's "content" height stops here
 
 
 def _use_size_buttons(spec, sizes: tuple[int | None, int | None], where: str) -> None:
@@ -37,6 +43,40 @@ def show_status(a: Analysis) -> None:
                  f"{layer_label(f.layer, f.layer_type)}: {f.reason}.\n\n"
                  f"Nearest sizes that work: **{near}**.")
         _use_size_buttons(spec, a.nearest, "failure")
+        fix = linear_fix(a)
+        if fix is not None:
+            st.caption("Or keep this size and make the Linear take what reaches it:")
+            if st.button(fix.label, key="failure.fix", help=fix.help, type="primary"):
+                replace_spec(fix.spec)
+                st.rerun()
+
+
+STICKY_CSS = """<style>
+.st-key-build-numbers {position: sticky; top: 3.75rem; z-index: 3;
+                       background-color: var(--st-background-color, white);}
+[data-testid="stColumn"]:has(.st-key-build-numbers) {align-self: stretch;}
+</style>"""
+
+
+def sticky():
+    """A container that stays at the top of the window while the page scrolls beside it
+    (the numbers while a long custom layer list is edited)."""
+    st.html(STICKY_CSS)
+    return st.container(key="build-numbers")
+
+
+def card_shapes(a: Analysis) -> dict[str, str]:
+    """What each top-level layer card of a custom network shows after its arrow: its output
+    shape, and at the layer where the network stops, that it does not run and why."""
+    s = a.table
+    if s is None:
+        return {}
+    shapes = {r.name: fmt_shape(r.output_shape) for r in s.rows if r.depth == 1}
+    f = a.failure
+    if f is not None:
+        top = f.layer.split(".")[0]
+        shapes[top] = ":red[**✖ does not run** (why: the red box)]"
+    return shapes
 
 
 def show_numbers(a: Analysis) -> None:
@@ -44,17 +84,60 @@ def show_numbers(a: Analysis) -> None:
     cols = st.columns(4)
     cols[0].metric("parameters", human(s.total_params), help=f"{s.total_params:,}")
     cols[1].metric("mult-adds", human(s.mult_adds), help=f"{s.mult_adds:,} for one example")
-    cols[2].metric("memory", f"{s.total_bytes / 1e6:,.0f} MB",
-                   help=f"torchinfo's estimate for batch size 1 ({s.total_bytes / 1e6:,.1f} "
-                        "MB): input, activations kept for the backward pass, and parameters, "
+    cols[2].metric("memory", human_bytes(s.total_bytes),
+                   help=f"torchinfo's estimate for batch size 1 ({s.total_bytes:,} bytes): "
+                        "input, activations kept for the backward pass, and parameters, "
                         "as float32")
     cols[3].metric("output", fmt_shape(s.layers[-1].output_shape))
     for warning in s.warnings:
         st.warning(warning)
 
 
+def _stops_here(a: Analysis) -> None:
+    """Above a table or chart of a network that does not run: where it stops, and why."""
+    f = a.failure
+    if f is not None:
+        st.markdown(f":red[**It stops at {layer_label(f.layer, f.layer_type)}**] (the red row "
+                    f"below): {f.reason}. The layers before it run; those after it are not "
+                    "reached.")
+
+
+def _width(values, header: str) -> int:
+    """A column wide enough for its longest value and its header (px): the grid sizes
+    columns from the first rows only, which cut names such as ``b2.0.body.0``."""
+    longest = max([len(str(v)) for v in values] + [len(header)])
+    return 7 * longest + 16
+
+
+def _highlight(table: pd.DataFrame, failed: list[bool]):
+    """The table with the failing layer's row in red (a Styler), or as it is."""
+    if not any(failed):
+        return table
+    return table.style.apply(
+        lambda row: [FAILED_ROW_STYLE if failed[row.name] else ""] * len(row), axis=1)
+
+
+def show_stages(a: Analysis) -> None:
+    """Each stage's output beside the editor, so a knob's effect shows without scrolling."""
+    s = a.table
+    rows = [{"stage": r.name, "type": r.type,
+             "output": "✖ does not run" if r is s.failing_row else
+             fmt_shape(r.output_shape) or "✖ stops inside",
+             "params": f"{r.params:,}"} for r in s.rows if r.depth == 1]
+    table = pd.DataFrame(rows)
+    failed = [not r.output_shape for r in s.rows if r.depth == 1]
+    st.dataframe(_highlight(table, failed), hide_index=True, key="build.stages",
+                 height="content",
+                 column_config={c: st.column_config.Column(
+                     width=_width(table[c], c), alignment="right" if c == "params" else None)
+                     for c in table.columns})
+
+
 def show_layers(a: Analysis) -> None:
-    s = a.summary
+    s = a.table
+    if not s.rows:
+        _stops_here(a)
+        return
     deepest = max(r.depth for r in s.rows)
     depth = deepest
     if deepest > 1:
@@ -62,29 +145,52 @@ def show_layers(a: Analysis) -> None:
                                  value=deepest, key="build.depth",
                                  help="1 shows the stages (b1, b2, ...); deeper levels open "
                                       "the blocks inside them")
+    failing = s.failing_row
+    shown = [r for r in s.rows if r.depth <= depth or r is failing]
     rows = [{"layer": "  " * (r.depth - 1) + r.name, "type": r.type,
-             "output shape": fmt_shape(r.output_shape), "params": r.params,
-             "mult-adds": r.mult_adds,
+             "output shape": ("✖ does not run" if r is failing else
+                              fmt_shape(r.output_shape) or "— (stops inside)"),
+             "params": f"{r.params:,}", "mult-adds": f"{r.mult_adds:,}",
              "kernel": f"{r.kernel[0]}×{r.kernel[1]}" if r.kernel else "",
              "arithmetic": r.arithmetic}
-            for r in s.rows if r.depth <= depth]
-    st.dataframe(rows, hide_index=True, key="build.layers", height=420,
-                 column_config={"params": st.column_config.NumberColumn(format="localized"),
-                                "mult-adds": st.column_config.NumberColumn(format="localized")})
+            for r in shown]
+    _stops_here(a)
+    table = pd.DataFrame(rows)
+    data = _highlight(table, [r is failing for r in shown])
+    # Every row on the page (no box to scroll inside), every column as wide as its text.
+    row_height = min(ROW_HEIGHT, MAX_TABLE_HEIGHT // (len(rows) + 1))
+    right = {"params", "mult-adds"}
+    st.dataframe(data, hide_index=True, key="build.layers", height="content",
+                 row_height=row_height,
+                 column_config={c: st.column_config.Column(
+                     width=_width(table[c], c), alignment="right" if c in right else None)
+                     for c in table.columns})
 
 
 def show_flow(a: Analysis) -> None:
-    st.plotly_chart(shape_flow_figure(a.summary), key="build.flow")
+    _stops_here(a)
+    st.plotly_chart(shape_flow_figure(a.table), key="build.flow")
 
 
 def show_arithmetic(a: Analysis) -> None:
+    s = a.table
+    failing = s.failing_row
+    shown = [r for r in s.rows if (r.is_leaf and r.arithmetic) or r is failing]
     rows = [{"layer": r.name, "type": r.type, "input": fmt_shape(r.input_shape),
-             "output": fmt_shape(r.output_shape), "arithmetic": r.arithmetic}
-            for r in a.summary.layers if r.arithmetic]
+             "output": "✖ does not run" if r is failing else fmt_shape(r.output_shape),
+             "arithmetic": a.failure.reason if r is failing else r.arithmetic}
+            for r in shown]
     st.caption("Output size of every convolution and pooling layer: ⌊(n + 2·padding − kernel) "
                "/ stride⌋ + 1, with each layer's own numbers; Flatten and Linear show the "
                "feature counts the notes checked by hand (6400 ?= 5·5·256).")
-    st.dataframe(rows, hide_index=True, key="build.arithmetic")
+    _stops_here(a)
+    if not rows:
+        return
+    table = pd.DataFrame(rows)
+    data = _highlight(table, [r is failing for r in shown])
+    st.dataframe(data, hide_index=True, key="build.arithmetic", height="content",
+                 column_config={c: st.column_config.Column(width=_width(table[c], c))
+                                for c in table.columns})
 
 
 def show_export(spec) -> None:
