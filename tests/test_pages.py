@@ -352,7 +352,10 @@ def test_a_failing_size_shows_the_diagnosis_and_a_way_out():
     assert "Linear" in diagnosis and "193" in diagnosis
     assert not params_help(at)
     assert "does not run" in "\n".join(e.value for e in at.sidebar.error)
-    assert any("Fix the problem above" in i.value for i in at.info)  # the tabs stay usable
+    # the layer table stays, up to the failing layer (issue 8, item 8)
+    assert not any("Fix the problem above" in i.value for i in at.info)
+    [table] = at.dataframe
+    assert "12" in table.value.iloc[:, 0].astype(str).tolist()
 
     button(at, "Use input size 193").click().run()
     assert_ok(at)
