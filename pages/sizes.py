@@ -20,4 +20,4 @@ if analysis.problems:
     st.error("This network cannot be built; fix it in **Build** first:\n\n" +
              "\n".join(f"- `{p.path}`: {p.message}" for p in analysis.problems))
 else:
-    show_sizes(spec, analysis)
+    show_sizes(spec)

@@ -1,13 +1,16 @@
 """The valid-size finder against real forward passes, on random networks and on the presets."""
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 from hypothesis import given, settings
 
 from cnnviz.models import build
 from cnnviz.presets import PRESETS
-from cnnviz.shapes.sizes import find_valid_sizes, runs_forward, sweep_forward, valid_sizes
+from cnnviz.shapes.sizes import (SMALLEST_RANGE, find_valid_sizes, range_choices, range_for,
+                                 runs_forward, spec_sizes, sweep_forward, valid_sizes)
 from tests.strategies import custom_specs
 
 MAX = 48
@@ -134,3 +137,50 @@ def test_batch_one_training_limits():
     assert b.always == () and b.min_size == 33
     assert (b.below.size, b.below.layer) == (32, "b5.0.body.bn1")
     assert not valid_sizes(PRESETS["alexnet"].spec).batch_one.applies
+
+
+# --- the range a page checks (issue 8, item 2) ------------------------------------------------
+
+def from_451():
+    """A custom network that runs only from 451 up: one 451×451 kernel, then global pooling."""
+    from cnnviz.specs import CustomSpec
+    from cnnviz.specs import custom as L
+    return CustomSpec(1, 10, 451, (L.Conv(4, 451), L.ReLU(), L.AdaptiveAvgPool(1), L.Flatten(),
+                                   L.Linear(4, 10)))
+
+
+@pytest.mark.parametrize("input_size", [1, 28, 96, 224, 255, 451, 1000, 4096, 8192])
+def test_the_range_holds_the_networks_own_size_with_a_margin(input_size):
+    top = range_for(input_size)
+    assert top >= input_size + input_size // 4 and top >= SMALLEST_RANGE
+    assert top & (top - 1) == 0  # a power of two: a round end on the log axis
+    choices = range_choices(top, input_size)
+    assert choices[0] == top and all(b == 2 * a for a, b in zip(choices, choices[1:]))
+
+
+def test_a_network_that_runs_from_451_up_is_reported_as_such():
+    spec = from_451()
+    report = spec_sizes(spec)
+    assert report.checked_up_to >= 451 and report.accepts(451)
+    assert (report.min, report.max) == (451, None)
+    assert report.below_min.size == 450 and report.below_min.layer_type == "Conv2d"
+    # the finder on the same range says the same, and a forward pass agrees at the edge
+    assert find_valid_sizes(build(spec, "meta"), 1, report.checked_up_to) == report
+    model = build(spec, "meta").eval()
+    assert runs_forward(model, 1, 451) and not runs_forward(model, 1, 450)
+
+
+def test_a_range_with_no_valid_size_grows_until_one_runs():
+    # meant for 28, but runs only from 451 up: 1..256 holds no size that runs
+    spec = dataclasses.replace(from_451(), input_size=28)
+    assert valid_sizes(spec, range_for(28)).valid == []
+    report = spec_sizes(spec)
+    assert report.min == 451 and report.checked_up_to == 512
+
+
+def test_asking_for_more_checks_further_and_never_less():
+    spec = PRESETS["notes-alexnet"].spec
+    assert spec_sizes(spec).checked_up_to == range_for(224) == 512
+    assert spec_sizes(spec, 2048).checked_up_to == 2048
+    assert spec_sizes(spec, 64).checked_up_to == 512  # never below the network's own size
+    assert spec_sizes(spec, 2048).valid == spec_sizes(spec).valid == [(193, 224)]

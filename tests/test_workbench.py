@@ -149,3 +149,55 @@ def test_no_linear_fix_for_other_failures():
     assert linear_fix(analyse(PRESETS["notes-alexnet"].spec, (30, 30))) is None  # a pool
     assert linear_fix(analyse(PRESETS["notes-alexnet"].spec)) is None  # it runs
     assert features_before(PRESETS["notes-alexnet"].spec, 12, (256, 256)) == 9216
+
+
+# --- valid sizes, building and running, the presets' descriptions (issue 8) -------------------
+
+def test_describe_sizes_ends_a_band_at_its_true_maximum_past_the_range():
+    from cnnviz.shapes.sizes import valid_sizes
+    report = valid_sizes(PRESETS["notes-alexnet"].spec, 200)  # the band goes on past 200
+    assert report.valid == [(193, 200)] and report.max == 224
+    assert describe_sizes(report) == "193–224"
+
+
+def test_the_analysis_holds_the_one_size_report_the_pages_show():
+    from cnnviz.workbench import size_report
+    spec = CustomSpec(1, 10, 28, (L.Conv(4, 451), L.ReLU(), L.AdaptiveAvgPool(1), L.Flatten(),
+                                  L.Linear(4, 10)))  # meant for 28, runs from 451 up
+    a = analyse(spec)
+    assert a.sizes is size_report(spec) and describe_sizes(a.sizes) == "451 and up"
+    assert a.nearest == (None, 451)
+
+
+@pytest.mark.parametrize("name", ["lenet", "lenet-bn", "alexnet", "vgg", "alexnet-imagenet"])
+def test_builds_from_is_the_smallest_input_size_that_builds(name):
+    from cnnviz.shapes.sizes import valid_sizes
+    from cnnviz.workbench import builds_from
+    spec = PRESETS[name].spec
+    n = builds_from(spec)
+    assert not analyse(dataclasses.replace(spec, input_size=n)).problems
+    assert analyse(dataclasses.replace(spec, input_size=n - 1)).problems
+    assert n <= valid_sizes(spec).min  # building reaches down further than running
+
+
+@pytest.mark.parametrize("name", ["notes-alexnet", "nin", "resnet18", "densenet"])
+def test_builds_from_is_none_where_input_size_builds_nothing_differently(name):
+    from cnnviz.workbench import builds_from
+    assert builds_from(PRESETS[name].spec) is None
+
+
+def test_lenet_bn_is_described_as_the_books_version_with_its_own_numbers():
+    from cnnviz.presets import BOOK_PRESETS
+    from cnnviz.workbench import human
+    bn, plain = analyse(PRESETS["lenet-bn"].spec).summary, analyse(PRESETS["lenet"].spec).summary
+
+    def into_linear(summary) -> str:  # "16·4·4 = 256": what Flatten hands the first Linear
+        flat = next(r for r in summary.rows if r.type == "Flatten")
+        return "·".join(map(str, flat.input_shape)) + f" = {flat.output_shape[0]}"
+
+    about, card = PRESETS["lenet-bn"].description, BOOK_PRESETS["lenet-bn"]
+    assert into_linear(bn) == "16·4·4 = 256" != into_linear(plain)
+    assert into_linear(bn) in about and into_linear(plain) in about
+    assert human(bn.total_params) in about and human(plain.total_params) in about
+    assert "7.5" in about and "7.5" in card and into_linear(bn) in card
+    assert "same LeNet" not in about + card

@@ -192,6 +192,43 @@ def valid_sizes(spec, max_size: int = 1024) -> SizeReport:
     return find_valid_sizes(build_meta(spec), spec.in_channels, max_size)
 
 
+# The range a page checks by default holds at least 1..SMALLEST_RANGE; when no size runs in
+# it, it doubles by itself up to GROW_TO (beyond that, only when the learner asks).
+SMALLEST_RANGE = 256
+GROW_TO = 1024
+
+
+def range_for(input_size: int, at_least: int = SMALLEST_RANGE) -> int:
+    """The range 1..N checked for a network meant for ``input_size``: N is a power of two at
+    least ``at_least`` that holds the network's own size with a margin of a quarter above it
+    (so a band just above the size is seen too)."""
+    need = max(at_least, input_size + max(1, input_size // 4))
+    return 1 << (need - 1).bit_length()
+
+
+def range_choices(start: int, input_size: int) -> list[int]:
+    """The ranges a learner can grow to from ``start``: doubling up to four times the
+    network's size, and at least to 16384."""
+    top = max(16384, 4 * range_for(input_size))
+    choices = [start]
+    while choices[-1] < top:
+        choices.append(choices[-1] * 2)
+    return choices
+
+
+def spec_sizes(spec, up_to: int | None = None) -> SizeReport:
+    """The valid sizes a page shows for ``spec``: 1..:func:`range_for` its own size (or
+    1..``up_to`` when that is larger); a range in which no size runs doubles up to GROW_TO,
+    so a network that runs only from, say, 451 up is reported as such, not as "none"."""
+    model = build_meta(spec)
+    top = max(range_for(spec.input_size), up_to or 0)
+    report = find_valid_sizes(model, spec.in_channels, top)
+    while not report.valid and top < GROW_TO:
+        top *= 2
+        report = find_valid_sizes(model, spec.in_channels, top)
+    return report
+
+
 def runs_forward(model: nn.Module, channels: int, n: int) -> bool:
     """Whether a real (meta-device) forward pass succeeds at n×n: the reference the tests and
     benchmarks compare the arithmetic with."""

@@ -33,7 +33,12 @@ def show_status(a: Analysis) -> None:
         st.error("**This network cannot be built:**\n\n" +
                  "\n".join(f"- `{p.path or 'spec'}`: {p.message}" for p in a.problems))
         if a.nearest[1] is not None:
-            st.info(f"It builds from input size {a.nearest[1]} up.")
+            st.info(f"It builds from input size {a.nearest[1]} up: {spec.title} sizes its "
+                    "first Linear from `input_size`, so any input_size from "
+                    f"{a.nearest[1]} builds, and the Linear is made to fit that size. "
+                    "Building is not running: a built network runs only at the sizes that "
+                    "give its Linear exactly its in_features (once it builds, **Input size** "
+                    "shows them).")
         _use_size_buttons(spec, a.nearest, "problems")
     elif a.failure is not None:
         f = a.failure

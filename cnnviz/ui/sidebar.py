@@ -5,9 +5,18 @@ import streamlit as st
 
 from cnnviz.presets import PRESETS
 from cnnviz.ui.state import current_spec, preset_name, replace_spec, take_notice, widget_key
-from cnnviz.workbench import analyse, describe_sizes
+from cnnviz.shapes.sizes import SizeReport
+from cnnviz.workbench import analyse, describe_sizes, size_report
 
 EDITED = "(edited network)"
+# The range of sizes the learner grew to on Input size, with the network it was grown for.
+SIZE_RANGE = "sizes.range"
+
+
+def shown_sizes(spec) -> SizeReport:
+    """The one report of valid sizes that Input size and the sidebar both show."""
+    held = st.session_state.get(SIZE_RANGE)
+    return size_report(spec, held[1] if held and held[0] == spec else None)
 
 
 def _switch_preset(key: str) -> None:
@@ -37,7 +46,7 @@ def show_sidebar() -> None:
     if analysis.ok:
         box.markdown(f"params **{analysis.summary.total_params:,}**  \n"
                      f"input **{spec.in_channels}×{spec.input_size}×{spec.input_size}**  \n"
-                     f"valid sizes **{describe_sizes(analysis.sizes)}**")
+                     f"valid sizes **{describe_sizes(shown_sizes(spec))}**")
     else:
         box.markdown(f"input **{spec.in_channels}×{spec.input_size}×{spec.input_size}**")
         box.error("does not run as it is — see Build", icon="⚠️")

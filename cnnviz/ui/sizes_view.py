@@ -5,19 +5,23 @@ import streamlit as st
 
 from cnnviz.errors import ShapeError
 from cnnviz.figures import size_line_figure
-from cnnviz.shapes.sizes import SizeReport, advice, valid_sizes
+from cnnviz.models import build_meta
+from cnnviz.shapes.sizes import SizeReport, advice, range_choices
 from cnnviz.shapes.summary import summarize
-from cnnviz.workbench import Analysis, describe_sizes, layer_label
+from cnnviz.ui.sidebar import SIZE_RANGE, shown_sizes
+from cnnviz.ui.state import widget_key
+from cnnviz.workbench import builds_from, describe_sizes, layer_label, size_report
+
+# The largest size "Try a size" takes: past the largest input_size a spec may have (8192).
+PROBE_MAX = 16384
 
 
-def show_sizes(spec, analysis: Analysis) -> None:
+def show_sizes(spec) -> None:
     left, right = st.columns([3, 1], vertical_alignment="bottom")
-    top = left.select_slider("Check sizes up to", [32, 64, 128, 256, 512, 1024], value=256,
-                             key="sizes.max")
+    report = size_range_control(spec, left)
     log = right.toggle("logarithmic axis", True, key="sizes.log",
                        help="small sizes get room on a log axis; a band shows its true width "
                             "on a linear one")
-    report = valid_sizes(spec, top)
     st.plotly_chart(size_line_figure(report, current=spec.input_size, log=log),
                     key="sizes.line")
     cols = st.columns(4)
@@ -27,8 +31,25 @@ def show_sizes(spec, analysis: Analysis) -> None:
     cols[2].metric("valid sizes", describe_sizes(report))
     cols[3].metric("the network's size", spec.input_size)
     show_diagnosis(spec, report)
-    show_batch_one(report, analysis)
+    show_building_and_running(spec, report)
+    show_batch_one(spec, report)
     show_probe(spec)
+
+
+def size_range_control(spec, where) -> SizeReport:
+    """"Check sizes up to N": N starts where the range holds the network's own size with a
+    margin (and some size that runs, up to 1024), and only grows. The sidebar shows the same
+    report (``shown_sizes``)."""
+    report = shown_sizes(spec)
+    choices = range_choices(size_report(spec).checked_up_to, spec.input_size)
+    top = where.select_slider(
+        "Check sizes up to", choices, value=report.checked_up_to, key=widget_key("sizes.max"),
+        help=f"The range always holds the network's own size ({spec.input_size}) with a "
+             "margin above it; grow it to look for sizes further up.")
+    if top != report.checked_up_to:
+        st.session_state[SIZE_RANGE] = (spec, top)
+        report = shown_sizes(spec)
+    return report
 
 
 def show_diagnosis(spec, report: SizeReport) -> None:
@@ -48,7 +69,24 @@ def show_diagnosis(spec, report: SizeReport) -> None:
         st.info(f"**To widen the range:** {tip}.")
 
 
-def show_batch_one(report: SizeReport, analysis: Analysis) -> None:
+def show_building_and_running(spec, report: SizeReport) -> None:
+    """Why Build can build a network at sizes where it then does not run."""
+    above, start = report.above_max, builds_from(spec)
+    if start is None or above is None or above.layer_type != "Linear" or not report.valid:
+        return
+    features = build_meta(spec).get_submodule(above.layer).in_features
+    st.info(f"**Building is not running.** {spec.title} sizes its first Linear from "
+            f"`input_size`: Build can build it for any input_size from **{start}** up, and "
+            f"the Linear is then made to fit that size (at {spec.input_size}, "
+            f"{layer_label(above.layer, above.layer_type)} gets in_features = {features:,}). "
+            f"A built network runs only at the sizes that give that Linear exactly "
+            f"{features:,} features: **{describe_sizes(report)}** here. To run at another "
+            "size, change input_size in Build: the Linear is rebuilt for it.")
+
+
+def show_batch_one(spec, report: SizeReport) -> None:
+    if not report.valid:
+        return
     st.subheader("Batch size 1 in training mode", anchor=False)
     b1 = report.batch_one
     why = ("one value per channel. Training mode needs more than one value per channel to "
@@ -63,7 +101,7 @@ def show_batch_one(report: SizeReport, analysis: Analysis) -> None:
     elif b1.below is not None:
         st.warning(f"Needs input size ≥ {b1.min_size}: at {b1.below.size}, "
                    f"{layer_label(b1.below.layer, b1.below.layer_type)} sees a 1×1 map, {why}")
-    elif any(r.type.startswith("BatchNorm") for r in analysis.summary.rows):
+    elif any(type(m).__name__.startswith("BatchNorm") for m in build_meta(spec).modules()):
         st.success("Works at every valid size: each BatchNorm sees more than one value per "
                    "channel.")
     else:
@@ -73,8 +111,11 @@ def show_batch_one(report: SizeReport, analysis: Analysis) -> None:
 def show_probe(spec) -> None:
     st.subheader("Try a size", anchor=False)
     h, w = st.columns(2)
-    height = int(h.number_input("height", 1, 4096, spec.input_size, key="sizes.try.h"))
-    width = int(w.number_input("width", 1, 4096, spec.input_size, key="sizes.try.w"))
+    # Keyed by the network's version: another network starts from its own size.
+    height = int(h.number_input("height", 1, PROBE_MAX, spec.input_size,
+                                key=widget_key("sizes.try.h")))
+    width = int(w.number_input("width", 1, PROBE_MAX, spec.input_size,
+                               key=widget_key("sizes.try.w")))
     try:
         s = summarize(spec, (height, width))
         st.success(f"{height}×{width} runs: output "
