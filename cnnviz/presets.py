@@ -42,9 +42,8 @@ PRESETS: dict[str, Preset] = {p.name: p for p in [
     Preset("lenet", LeNetSpec(), "LeNet-5 as in the book: sigmoid, average pooling, 28×28"),
     Preset("lenet-bn", LeNetSpec(
         convs=(ConvLayer(6, 5, pool=True), ConvLayer(16, 5, pool=True)), batch_norm=True),
-        "the book's LeNet with BatchNorm (7.5): BatchNorm after every conv and hidden dense "
-        "layer, and no padding on the first conv, so 16·4·4 = 256 features reach the first "
-        "Linear (LeNet's 16·5·5 = 400): 44.9 K parameters against LeNet's 61.7 K"),
+        "the book's BatchNorm LeNet (7.5): no padding on the first conv, so 16·4·4 = 256 "
+        "features reach the first Linear, not 16·5·5 = 400"),
     Preset("alexnet", AlexNetSpec(), "AlexNet for 1-channel 224×224 images, as in the book"),
     Preset("vgg", VGGSpec(), "VGG-11 with a quarter of the channels, as trained in the book"),
     Preset("nin", NiNSpec(), "Network in Network: 1×1 convs and global average pooling"),
@@ -85,9 +84,8 @@ def get_preset(name: str) -> Preset:
 # The zoo on the home page: the book's networks, each with its idea in one line.
 BOOK_PRESETS: dict[str, str] = {
     "lenet": "Two convolutions with pooling shrink the image; three dense layers classify it.",
-    "lenet-bn": "The book's BatchNorm LeNet (7.5): each layer's inputs are re-centred per "
-                "mini-batch, so it trains in far fewer epochs. Its first conv has no padding: "
-                "16·4·4 = 256 features reach the first Linear, not 400.",
+    "lenet-bn": "BatchNorm after every conv and hidden dense layer re-centres each layer's "
+                "inputs per mini-batch, so it trains in far fewer epochs.",
     "alexnet": "LeNet made deep and wide: large early kernels, ReLU, dropout, and a GPU.",
     "vgg": "Only 3×3 convolutions, grouped in repeated blocks that halve the size: depth "
            "from a simple recipe.",
