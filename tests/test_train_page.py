@@ -125,9 +125,10 @@ def upload(at: AppTest, name: str, data: bytes) -> AppTest:
 def test_default_state_offers_the_books_settings():
     at = open_train()
     dataset = at.selectbox(key="train.dataset")
-    assert dataset.value == "fashion-mnist"
-    assert dataset.options == ["Fashion-MNIST (not downloaded)", "MNIST (not downloaded)",
-                               "CIFAR-10 (not downloaded)", "Digits (offline)"]
+    # Fashion-MNIST is not downloaded here: the default is a data set that is here.
+    assert dataset.value == "digits"
+    assert dataset.options == ["Fashion-MNIST (download ~30 MB)", "MNIST (download ~12 MB)",
+                               "CIFAR-10 (download ~170 MB)", "Digits (offline)"]
     assert at.number_input(key="train.size").value == 28
     assert at.number_input(key="train.batch").value == 256
     assert at.number_input(key="train.lr").value == pytest.approx(0.9)  # d2l's LeNet
@@ -138,10 +139,41 @@ def test_default_state_offers_the_books_settings():
     assert at.selectbox(key="train.device").value == "auto"
     assert not at.toggle(key="train.augment").value
     assert not at.button(key="train.start").disabled and at.button(key="train.stop").disabled
-    assert any("Estimated run time" in m.value and "downloading about 30 MB" in m.value
+    assert any("Estimated run time" in m.value and "downloading" not in m.value
                for m in at.markdown)
     assert not errors(at) and charts(at) == ["train.curves"]  # empty axes before a run
+    # The book's data set is one click away, its download said before it starts.
+    book = at.button(key="train.use_book_dataset")
+    assert book.label == "Fashion-MNIST (30 MB)" and "downloads about 30 MB" in book.help
+    book.click().run()
+    assert_ok(at)
+    assert at.selectbox(key="train.dataset").value == "fashion-mnist"
+    assert any("Estimated run time" in m.value and "downloading about 30 MB" in m.value
+               for m in at.markdown)
+    assert not [b for b in at.button if b.key == "train.use_book_dataset"]
 
+
+def test_fashion_mnist_is_the_default_once_downloaded(tmp_path):
+    from cnnviz.training.data import _expected_files
+    from cnnviz.training.datasets import dataset_info
+    for path in _expected_files(dataset_info("fashion-mnist"), tmp_path / "data"):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"")
+    at = open_train()
+    assert at.selectbox(key="train.dataset").value == "fashion-mnist"
+    assert at.selectbox(key="train.dataset").options[0] == "Fashion-MNIST (downloaded)"
+    assert not [b for b in at.button if b.key == "train.use_book_dataset"]
+
+
+def test_the_augmentation_help_says_what_each_data_set_gets():
+    at = open_train()
+    help_text = at.toggle(key="train.augment").help
+    chosen = help_text.split("\n\n")[1].splitlines()[0]
+    assert chosen == "- **Digits**: random crop, no flip (a mirrored digit is not the same digit)"
+    at.selectbox(key="train.dataset").select("fashion-mnist").run()
+    assert_ok(at)
+    chosen = at.toggle(key="train.augment").help.split("\n\n")[1].splitlines()[0]
+    assert chosen == "- **Fashion-MNIST**: random crop and horizontal flip"
 
 def test_the_defaults_follow_the_network():
     at = open_train()
@@ -218,10 +250,14 @@ def test_a_short_run_shows_curves_results_history_and_weights():
     assert not at.button(key="train.start").disabled and at.button(key="train.stop").disabled
     trained = at.session_state["cnnviz.trained_model"]
     assert trained["spec"] == PRESETS["lenet-bn"].spec and trained["label"] == history.title
+    # No page inspects the trained model yet: the page promises none.
+    assert not any("other page" in text for text in page_texts(at))
+    assert any("download them to keep them" in c.value for c in at.caption)
 
     # the run's own weights load back into the network; garbage and another network's do not
     upload(at, "lenet-bn-run1.pt", state_dict_bytes(history.result.model))
     assert any("Loaded lenet-bn-run1.pt into lenet-bn" in s.value for s in at.success)
+    assert not any("other page" in text for text in page_texts(at))
     assert at.session_state["cnnviz.trained_model"]["label"] == "lenet-bn-run1.pt (loaded)"
 
     upload(at, "garbage.pt", b"this is not a checkpoint")
@@ -261,10 +297,34 @@ def test_stop_ends_a_run_and_keeps_what_it_learned():
         time.sleep(0.2)
     at.button(key="train.stop").click().run()
     run_to_end(at)
-    assert any("was stopped" in i.value for i in at.info)
     [history] = at.session_state["train.history"]
-    assert history.state == "stopped" and history.points[-1].epoch < 200
+    last = history.points[-1]
+    assert history.state == "stopped" and last.epoch < 200
+    # What it learned is tested when it stops: the test figure is of the same weights.
+    assert last.test_acc is not None
+    epochs = f"{last.epoch:.2f}".rstrip("0").rstrip(".")
+    [stopped] = [i.value for i in at.info if "was stopped" in i.value]
+    assert stopped.startswith(f"Run #1 was stopped at epoch {epochs};")
+    assert stopped.count("stopped") == 1
+    shown = {m.label: m.value for m in at.metric}
+    assert shown["epochs"] == epochs and len(epochs.partition(".")[2]) <= 2
+    assert shown["test accuracy"] == f"{last.test_acc:.1%}"
 
+
+def test_a_run_that_ends_near_chance_says_why_and_what_to_try():
+    at = open_train()  # the book's LeNet (sigmoids, plain SGD) on 1,437 digits: 12 steps
+    settings(at, epochs=2, batch=256, lr=0.9, limit=0)
+    run_to_end(start(at))
+    [history] = at.session_state["train.history"]
+    assert history.points[-1].test_acc <= 0.15
+    [advice] = [w.value for w in at.warning if "about chance" in w.value]
+    assert "**12 optimizer steps** (2 epochs of 6 batches" in advice
+    assert "sigmoid" in advice and "lenet-bn" in advice and "**fast** recipe" in advice
+
+
+def page_texts(at: AppTest) -> list[str]:
+    return [e.value for kind in ("markdown", "caption", "success", "info", "warning", "error")
+            for e in getattr(at, kind)] + [b.label for b in at.button]
 
 # --- failures ------------------------------------------------------------------------------
 

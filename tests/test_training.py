@@ -586,3 +586,27 @@ def test_a_run_flips_only_data_sets_whose_labels_survive_it(name, flips, monkeyp
                                        augment=True, device="cpu"), data)
     assert run.state == "finished", run.message
     assert asked and set(asked) == {(True, flips)}
+
+
+def test_advice_near_chance_is_computed_from_the_run():
+    from cnnviz.training.advice import chance_advice, steps_taken
+    lenet = PRESETS["lenet"].spec
+    book = TrainConfig(dataset="digits", epochs=10).resolved(lenet)
+    assert steps_taken(book, 10.0) == 60  # 1,437 images in batches of 256: 6 steps an epoch
+    advice = chance_advice(lenet, book, 10.0, 2.305, 0.10)
+    assert "**Test accuracy 10.0% is about chance** (1 in 10 classes is 10.0%)" in advice
+    assert "only **60 optimizer steps** (10 epochs of 6 batches of up to 256 from 1,437" in advice
+    assert "still about ln 10 = 2.30" in advice and "sigmoid" in advice
+    assert "**lenet-bn** preset" in advice and "**fast** recipe" in advice
+    # a run that learned gets no advice; 15 % is still near chance for ten classes
+    assert chance_advice(lenet, book, 10.0, 0.4, 0.9) is None
+    assert chance_advice(lenet, book, 10.0, 0.4, 0.16) is None
+    assert chance_advice(lenet, book, 10.0, 2.3, 0.15) is not None
+    # with BatchNorm and the fast recipe, neither is suggested again
+    fast = TrainConfig(dataset="digits", epochs=3, recipe="fast", batch_size=32,
+                       limit=320).resolved(LENET_BN)
+    advice = chance_advice(LENET_BN, fast, 1.5, 4.0, 0.12)
+    assert "only **15 optimizer steps** (1.5 epochs of 10 batches" in advice
+    assert "BatchNorm" not in advice and "fast" not in advice.split("Try:")[1]
+    assert "sigmoid" not in advice and "ln 10" not in advice
+    assert f"another **learning rate** than {fast.lr:g}" in advice

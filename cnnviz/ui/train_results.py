@@ -39,7 +39,7 @@ def show_outcome(run: FinishedRun) -> None:
                       on_click=_use_digits, icon=":material/wifi_off:")
     elif run.state == "stopped":
         how = run.message if run.message.startswith("stopped") else f"stopped ({run.message})"
-        learned = ("; below is what it learned, tested on the test split when it stopped"
+        learned = ("; below is what it had learned by then, tested on the test split"
                    if run.result is not None else "")
         st.info(f"Run #{run.number} was {how}{learned}.", icon=":material/stop_circle:")
     else:

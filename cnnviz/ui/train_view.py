@@ -136,51 +136,63 @@ def _controls(spec) -> tuple[TrainConfig, list[str]]:
                                help=_dataset_help())
     if dataset != BOOK_DATASET and not is_downloaded(BOOK_DATASET):
         book = DATASETS[BOOK_DATASET]
-        row[0].button(f"{book.title}, as in the book (~{book.download_mb} MB)",
-                      key="train.use_book_dataset", type="tertiary", disabled=running,
-                      icon=":material/download:", on_click=_use_book_dataset,
-                      help=f"downloads about {book.download_mb} MB once, when the run starts")
-    size = row[1].number_input("Input size", 1, MAX_SIZE, step=1, key="train.size", **keep,
-                               disabled=running,
-                               help=f"images are resized to size × size on the device; "
-                                    f"the network's own size is {spec.input_size}")
-    batch = row[2].number_input("Batch size", 1, MAX_BATCH_SIZE, step=1, key="train.batch", **keep,
-                                disabled=running,
-                                help=book_help(spec, "batch_size"))
-    lr = row[3].number_input("Learning rate", 1e-6, MAX_LR, step=0.01, format="%g",
-                             key="train.lr", disabled=running, **keep,
-                             help=book_help(spec, "lr"))
+        row[0].button(f"{book.title} ({book.download_mb} MB)", key="train.use_book_dataset",
+                      type="tertiary", disabled=running, icon=":material/download:",
+                      on_click=_use_book_dataset,
+                      help=f"the book's data set: choose it, and Start downloads about "
+                           f"{book.download_mb} MB once")
+    row[1].number_input("Input size", 1, MAX_SIZE, step=1, key="train.size", **keep,
+                        disabled=running,
+                        help=f"images are resized to size × size on the device; "
+                             f"the network's own size is {spec.input_size}")
+    row[2].number_input("Batch size", 1, MAX_BATCH_SIZE, step=1, key="train.batch", **keep,
+                        disabled=running,
+                        help=book_help(spec, "batch_size"))
+    row[3].number_input("Learning rate", 1e-6, MAX_LR, step=0.01, format="%g",
+                        key="train.lr", disabled=running, **keep,
+                        help=book_help(spec, "lr"))
     row = st.columns(4)
     stop_after = row[0].radio("Stop after", ["epochs", "time budget"], key="train.stop_after",
                               horizontal=True, disabled=running, **keep)
     if stop_after == "epochs":
-        epochs = row[1].number_input("Epochs", 1, BUDGET_EPOCHS, step=1, key="train.epochs",
-                                     disabled=running, **keep)
-        budget = None
+        row[1].number_input("Epochs", 1, BUDGET_EPOCHS, step=1, key="train.epochs",
+                            disabled=running, **keep)
     else:
-        budget = row[1].number_input("Time budget (seconds)", 1, 24 * 3600, step=10,
-                                     key="train.budget", disabled=running, **keep,
-                                     help="the run stops cleanly when the time is spent")
-        epochs = BUDGET_EPOCHS
-    recipe = row[2].radio("Recipe", ["book", "fast"], key="train.recipe", horizontal=True,
-                          disabled=running, **keep,
-                          help="book: Xavier init and plain SGD, as in d2l. fast: Nesterov "
-                               "momentum, a one-cycle learning rate and label smoothing")
-    device = row[3].selectbox("Device", list(DEVICE_CHOICES), key="train.device",
-                              format_func=_device_label, disabled=running, **keep,
-                              help="auto picks CUDA, then Apple's MPS, then the CPU")
+        row[1].number_input("Time budget (seconds)", 1, 24 * 3600, step=10,
+                            key="train.budget", disabled=running, **keep,
+                            help="the run stops cleanly when the time is spent")
+    row[2].radio("Recipe", ["book", "fast"], key="train.recipe", horizontal=True,
+                 disabled=running, **keep,
+                 help="book: Xavier init and plain SGD, as in d2l. fast: Nesterov "
+                      "momentum, a one-cycle learning rate and label smoothing")
+    row[3].selectbox("Device", list(DEVICE_CHOICES), key="train.device",
+                     format_func=_device_label, disabled=running, **keep,
+                     help="auto picks CUDA, then Apple's MPS, then the CPU")
     left, right = st.columns([1, 3], vertical_alignment="center")
-    augment = left.toggle("Augmentation", key="train.augment", disabled=running, **keep,
-                          help=augmentation_help(dataset))
+    left.toggle("Augmentation", key="train.augment", disabled=running, **keep,
+                help=augmentation_help(dataset))
     with right.expander("More options"):
-        limit = st.number_input("Use only the first N examples of each split (0 = all)", 0,
-                                1_000_000, step=100, key="train.limit", disabled=running,
-                                **keep, help="a quick look at a big data set")
-    config = TrainConfig(dataset=dataset, epochs=int(epochs), batch_size=int(batch),
-                         lr=float(lr), size=int(size), device=device, recipe=recipe,
-                         time_budget=float(budget) if budget else None, augment=augment,
-                         limit=int(limit) or None)
+        st.number_input("Use only the first N examples of each split (0 = all)", 0,
+                        1_000_000, step=100, key="train.limit", disabled=running,
+                        **keep, help="a quick look at a big data set")
+    config = _config()
     return config, _problems(spec, config)
+
+
+def _config() -> TrainConfig:
+    """The settings as the widgets hold them now. Start reads them again when clicked: a value
+    typed just before the click arrives with the click, after the button was drawn."""
+    state = st.session_state
+    budget = state.get("train.budget", 60) if state.get("train.stop_after") == "time budget" \
+        else None
+    return TrainConfig(dataset=state["train.dataset"],
+                       epochs=BUDGET_EPOCHS if budget else int(state.get("train.epochs", 10)),
+                       batch_size=int(state["train.batch"]), lr=float(state["train.lr"]),
+                       size=int(state["train.size"]), device=state["train.device"],
+                       recipe=state["train.recipe"],
+                       time_budget=float(budget) if budget else None,
+                       augment=bool(state["train.augment"]),
+                       limit=int(state.get("train.limit", 0)) or None)
 
 
 def _problems(spec, config: TrainConfig) -> list[str]:
@@ -242,9 +254,14 @@ def _estimate(spec, config: TrainConfig, problems: list[str]) -> None:
                  f"{download}.")
 
 
-def _start(spec, config: TrainConfig) -> None:
+def _start(spec) -> None:
     state = st.session_state
     if state.get(ACTIVE) is not None:
+        return
+    config = _config()  # as the click left the widgets, not as they were drawn
+    problems = _problems(spec, config)
+    if problems:
+        state[START_ERROR] = problems[0]
         return
     number = state.get(COUNT, 0) + 1
     try:
@@ -268,7 +285,7 @@ def _buttons(spec, config: TrainConfig, problems: list[str]) -> None:
     left, right, _ = st.columns([1, 1, 4])
     left.button("Start", key="train.start", type="primary", icon=":material/play_arrow:",
                 disabled=job is not None or bool(problems), on_click=_start,
-                args=(spec, config), width="stretch")
+                args=(spec,), width="stretch")
     right.button("Stop", key="train.stop", icon=":material/stop:", disabled=job is None,
                  on_click=_stop, width="stretch")
     error = st.session_state.pop(START_ERROR, None)
