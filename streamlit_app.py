@@ -13,7 +13,12 @@ PAGES = [
     st.Page("pages/sizes.py", title="Input size", icon=":material/straighten:"),
     st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
 ]
-page = st.navigation(PAGES)
+# .streamlit/config.toml hides the sidebar navigation, so the very first run after the server
+# starts (Streamlit runs it the old pages/-folder way, see cnnviz/ui/routing.py) never shows
+# the old page list; the app's own navigation is switched back on here, for every run that
+# comes through this file.
+st.set_option("client.showSidebarNavigation", True)
+page = st.navigation(PAGES, position="sidebar")
 mark_routed()
 page.run()
 show_sidebar()  # after the page: it shows the network as the page left it

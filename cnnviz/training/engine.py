@@ -111,8 +111,11 @@ class TrainingRun:
 
     def __init__(self, spec, config: TrainConfig = TrainConfig(),
                  dataset: Dataset | None = None, queue: DeviceQueue = DEVICES,
-                 callbacks: Iterable[Callback] = ()):
+                 callbacks: Iterable[Callback] = (), threads: int | None = None):
         self.spec = spec
+        # torch's intra-op threads for this run (None: torch's default). The setting is
+        # process-wide; it is made in the training thread, where the OpenMP pool is used.
+        self.threads = threads
         self.config = config.resolved(spec)
         self.callbacks = tuple(callbacks)
         self._dataset = dataset
@@ -169,6 +172,8 @@ class TrainingRun:
         acquired = False
         device = None
         try:
+            if self.threads:
+                torch.set_num_threads(self.threads)
             device = resolve_device(self.config.device)
             self.device = str(device)
             acquired = self._queue.acquire(self.device, self, self._stop)
@@ -344,13 +349,16 @@ def _result(model: nn.Module, test: DeviceImages, data: Dataset, predictions) ->
     return Result(model.to("cpu").eval(), confusion, mistakes)
 
 
-def estimate_seconds(spec, config: TrainConfig, steps: int = 5) -> float:
+def estimate_seconds(spec, config: TrainConfig, steps: int = 5,
+                     threads: int | None = None) -> float:
     """The run time from a few timed steps on random data of the data set's native shape
     (resized on the device each step, as in the run), through the run's own recipe.
 
     The split sizes and the image shape come from the data set registry, so nothing is
-    loaded or downloaded.
+    loaded or downloaded. ``threads``: torch's intra-op threads, as the run will have them.
     """
+    if threads:
+        torch.set_num_threads(threads)
     cfg = config.resolved(spec)
     info = dataset_info(cfg.dataset)
     train_examples, test_examples = info.split_sizes(cfg.limit)

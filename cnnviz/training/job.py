@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+
+import torch
 
 from cnnviz.training.config import TrainConfig
 from cnnviz.training.data import load_dataset
@@ -20,6 +23,22 @@ from cnnviz.training.datasets import DataError, dataset_info
 from cnnviz.training.engine import Callback, Point, Result, TrainingRun
 
 TERMINAL = ("finished", "stopped", "failed")
+TORCH_THREADS = torch.get_num_threads()  # torch's default, read before any run changes it
+
+
+def app_threads(cpus: int | None = None, default: int = TORCH_THREADS) -> int:
+    """torch's intra-op threads for a run started from the app: one core fewer than the
+    machine has (at most torch's default), at least one.
+
+    A run watched in the browser shares the machine with the Streamlit server, which draws
+    every poll, and usually with the browser itself. With a thread on every core, torch's
+    threads spin-wait for each other while those two hold a core, and on 2 cores a run took
+    21 s instead of 8 s (issue 8). The command line keeps torch's default.
+    """
+    cpus = cpus if cpus is not None else (len(os.sched_getaffinity(0))
+                                          if hasattr(os, "sched_getaffinity")
+                                          else os.cpu_count() or 1)
+    return max(1, min(default, cpus - 1))
 
 
 def import_loaders() -> None:
@@ -41,10 +60,12 @@ class TrainingJob:
 
     ``callbacks`` go to the :class:`~cnnviz.training.engine.TrainingRun` (see the engine's
     callback protocol); a job whose data set does not load makes no run and calls none.
+    ``threads``: torch's intra-op threads for the run, :func:`app_threads` unless given.
     """
 
     def __init__(self, number: int, label: str, spec, config: TrainConfig,
-                 callbacks: Iterable[Callback] = ()):
+                 callbacks: Iterable[Callback] = (), threads: int | None = None):
+        self.threads = threads or app_threads()
         self.number, self.label, self.spec = number, label, spec
         self.config = config.resolved(spec)  # raises TrainingError before any thread starts
         self.classes = dataset_info(config.dataset).classes  # DataError for an unknown name
@@ -92,7 +113,8 @@ class TrainingJob:
         if self._stop.is_set():
             self._state, self._message = "stopped", "stopped while loading the data"
             return
-        run = TrainingRun(self.spec, cfg, dataset=data, callbacks=self.callbacks)
+        run = TrainingRun(self.spec, cfg, dataset=data, callbacks=self.callbacks,
+                          threads=self.threads)
         self.run = run.start()
         if self._stop.is_set():  # a stop that came while the run was being made
             run.stop()

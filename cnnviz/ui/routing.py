@@ -3,7 +3,9 @@
 Streamlit treats a top-level ``pages/`` folder as an old-style multipage app until
 ``st.navigation`` has run once in the process; until then a first visit straight to
 ``/build`` would run ``pages/build.py`` alone. ``streamlit_app.py`` marks each run it routes,
-and a page that finds no mark switches Streamlit to ``st.navigation`` and reruns.
+and a page that finds no mark switches Streamlit to ``st.navigation`` and reruns. That first
+run would show the pages folder's own page list; ``.streamlit/config.toml`` hides the sidebar
+navigation until ``streamlit_app.py`` switches it on for the app's own ``st.navigation``.
 """
 from __future__ import annotations
 

@@ -1,6 +1,13 @@
 """The current network lives in session state and in the URL, so a link reopens it.
 
 ``?preset=NAME`` when the network is a preset, ``?net=TOKEN`` (compressed JSON) otherwise.
+The URL is written in one place, :func:`sync_url`, at the end of every run that drew the
+network: the full app run (``streamlit_app.py``) and each poll of the Train page's live run.
+So it changes together with what the page shows, never ahead of it (a callback that swapped
+the network used to write it before a slow rerun had drawn anything), and it is sent every
+time: Streamlit compares with its own copy of the query, which can differ from the browser's
+(a poll or a page switch that carried an old query string), and then a changed URL was never
+sent and the browser kept a stale or empty one.
 Widgets that edit the spec are keyed with a *version* that changes whenever the spec is
 replaced from outside (preset, upload, link), so they start from the new spec's values.
 """
@@ -41,7 +48,6 @@ def current_spec():
     if _SPEC not in st.session_state:
         st.session_state[_SPEC] = _from_url()
         st.session_state[_VERSION] = 0
-        _write_url(st.session_state[_SPEC])
     return st.session_state[_SPEC]
 
 
@@ -54,14 +60,13 @@ def replace_spec(spec) -> None:
     """Put a new network in place (preset, upload, family switch): editors start afresh."""
     st.session_state[_SPEC] = spec
     st.session_state[_VERSION] = st.session_state.get(_VERSION, 0) + 1
-    _write_url(spec)
 
 
 def edit_spec(spec) -> None:
-    """The editors changed the network: keep their widgets, update the URL."""
+    """The editors changed the network: keep their widgets (the URL follows at the end of
+    the run)."""
     if spec != st.session_state.get(_SPEC):
         st.session_state[_SPEC] = spec
-        _write_url(spec)
 
 
 def widget_key(path: str) -> str:
@@ -74,15 +79,14 @@ def url_params(spec) -> dict[str, str]:
     return {"preset": name} if name else {"net": spec_to_token(spec)}
 
 
-def _write_url(spec) -> None:
-    params = url_params(spec)
-    if dict(st.query_params) != params:
-        st.query_params.from_dict(params)
-
-
 def sync_url() -> None:
-    """Put the current network back in the URL (a page switch clears the query)."""
-    _write_url(current_spec())
+    """Put the current network in the URL; call it after the network has been drawn.
+
+    Always sent, even when ``st.query_params`` already holds it: that is the server's copy,
+    and the browser's URL may differ from it (see the module's docstring). The browser only
+    pushes a history entry when its URL changes, so an unchanged URL costs one small message.
+    """
+    st.query_params.from_dict(url_params(current_spec()))
 
 
 def open_in(page: str, spec) -> None:

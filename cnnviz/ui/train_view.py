@@ -17,9 +17,10 @@ from cnnviz.training.config import (DEVICE_CHOICES, MAX_BATCH_SIZE, MAX_LR, MAX_
 from cnnviz.training.data import is_downloaded
 from cnnviz.training.datasets import DATASETS, augmentation_help
 from cnnviz.training.engine import estimate_seconds
-from cnnviz.training.job import FinishedRun, TrainingJob, format_seconds, import_loaders
+from cnnviz.training.job import (FinishedRun, TrainingJob, app_threads, format_seconds,
+                                 import_loaders)
 from cnnviz.ui import train_results
-from cnnviz.ui.state import current_spec, preset_name
+from cnnviz.ui.state import current_spec, preset_name, sync_url
 from cnnviz.workbench import analyse
 
 import_loaders()  # once per process, when the Train page first opens
@@ -238,7 +239,7 @@ def _estimate(spec, config: TrainConfig, problems: list[str]) -> None:
             return
         try:
             with st.spinner("Timing a few training steps…"):
-                cache[key] = estimate_seconds(spec, config)
+                cache[key] = estimate_seconds(spec, config, threads=app_threads())
         except torch.OutOfMemoryError:
             cache[key] = f"a batch of {config.batch_size} does not fit in memory"
         except (CnnvizError, RuntimeError) as exc:
@@ -358,4 +359,5 @@ def _live() -> None:
     else:
         st.progress(job.progress, text=job.status())
     _draw_curves(job)
+    sync_url()  # a poll does not run streamlit_app.py: keep the URL on the network here too
 

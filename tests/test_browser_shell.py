@@ -1,0 +1,100 @@
+"""The app's shell in a real browser (issue 8): the navigation on the very first visit after
+the server starts (item 16) and the URL of the current network while the Train page polls a
+run (item 6). See ``tests/browser.py`` for the harness."""
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.browser import (ROOT, SERVER_START_S, VIEWPORT, _free_port, _healthy, _stop, expect,
+                           no_exception, settle)
+
+NAV = '[data-testid="stSidebarNav"]'
+
+
+@pytest.fixture
+def fresh_server(tmp_path):
+    """A server no browser has visited yet (the module's ``app_url`` may have been used)."""
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    with open(tmp_path / "server.log", "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.port",
+             str(port), "--server.address", "127.0.0.1", "--server.headless", "true"],
+            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + SERVER_START_S
+        while not _healthy(url):
+            assert proc.poll() is None and time.monotonic() < deadline, \
+                (tmp_path / "server.log").read_text()[-3000:]
+            time.sleep(0.2)
+        yield url
+    finally:
+        _stop(proc)
+
+
+def test_the_first_visit_after_a_server_start_never_shows_the_old_page_list(
+        browser, fresh_server):
+    page = browser.new_context(viewport=VIEWPORT).new_page()
+    page.goto(fresh_server + "/train?preset=lenet-bn", wait_until="commit")
+    seen = set()
+    deadline = time.monotonic() + 120
+    while not page.locator('[data-testid="stMain"] h1').count():
+        assert time.monotonic() < deadline, "the Train page was not drawn in 120 s"
+        nav = page.locator(NAV)
+        if nav.count():
+            seen.add(nav.first.inner_text())
+        page.wait_for_timeout(30)
+    # Streamlit's page list of the pages/ folder names the files ("streamlit app", "build").
+    assert not [t for t in seen if "streamlit app" in t.lower()], seen
+    expect(page.get_by_role("heading", name="Train", exact=True)).to_be_visible()
+    nav = page.locator(NAV)
+    for name in ("Home", "Build", "Input size", "Train"):
+        expect(nav.get_by_role("link", name=name)).to_be_visible()
+    expect(nav).not_to_contain_text("streamlit app")
+    page.wait_for_url(re.compile(r"/train\?preset=lenet-bn$"))
+    settle(page)
+    no_exception(page)
+    page.context.close()
+
+
+def _network_shown(page) -> str:
+    return page.locator('[data-testid="stSidebar"] [data-testid="stMarkdownContainer"] strong'
+                        ).first.inner_text()
+
+
+def test_the_url_keeps_the_network_while_the_train_page_polls_a_run(page, visit):
+    visit("/train?preset=lenet")
+    page.locator('[data-testid="stMain"] [data-testid="stSelectbox"]').filter(
+        has_text="Data set").first.click()
+    page.get_by_role("option", name=re.compile("^Digits")).click()
+    settle(page)
+    epochs = page.get_by_role("spinbutton", name="Epochs")
+    epochs.fill("500")
+    epochs.press("Enter")
+    settle(page)
+    page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]').first.click()
+    page.get_by_role("option", name=re.compile(r"^lenet-bn ")).click()
+    page.wait_for_url(re.compile(r"/train\?preset=lenet-bn$"))
+    expect(page.locator('[data-testid="stSidebar"]')).to_contain_text("lenet-bn")
+    settle(page)
+    page.get_by_role("button", name="Start").click()
+    expect(page.get_by_role("button", name="Stop")).to_be_enabled(timeout=60_000)
+    try:
+        # The browser's URL loses the network (as it did after a poll or a page switch that
+        # carried an old query): while only the run's poll reruns, the URL must come back.
+        for lost in ("/train", "/train?preset=lenet"):
+            page.evaluate("url => window.history.replaceState({}, '', url)", lost)
+            page.wait_for_url(re.compile(r"/train\?preset=lenet-bn$"), timeout=10_000)
+            assert _network_shown(page) == "lenet-bn"
+    finally:
+        page.get_by_role("button", name="Stop").click()
+    expect(page.locator('[data-testid="stMain"]')).to_contain_text("stopped", timeout=60_000)
+    settle(page)
+    no_exception(page)
+    page.wait_for_url(re.compile(r"/train\?preset=lenet-bn$"))
+    assert _network_shown(page) == "lenet-bn"
