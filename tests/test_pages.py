@@ -242,15 +242,6 @@ def test_build_shows_the_numbers_of_the_default_network():
     assert by_label(at.selectbox, "Family").value == "lenet"
 
 
-def test_input_size_shows_the_smallest_and_largest_size():
-    at = open_app("sizes")
-    report = valid_sizes(PRESETS["lenet"].spec, 256)
-    assert metric(at, "smallest size") == str(report.min) == "28"
-    assert metric(at, "largest size") == str(report.max)
-    assert metric(at, "the network's size") == "28"
-    assert at.select_slider(key="sizes.max").value == 256
-
-
 # --- every family ----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("name", list(PRESETS))
@@ -541,36 +532,6 @@ def test_set_in_features_fixes_a_linear_that_no_longer_fits():
 
 
 # --- the Input size page ---------------------------------------------------------------------
-
-def test_check_sizes_up_to_changes_the_range_searched():
-    at = open_app("sizes", preset="notes-alexnet")
-    assert metric(at, "valid sizes") == "193–224"
-    assert (metric(at, "smallest size"), metric(at, "largest size")) == ("193", "224")
-    assert any("Below 193" in e for e in errors(at)) and any("Above 224" in e for e in errors(at))
-
-    at.select_slider(key="sizes.max").set_value(128).run()
-    assert_ok(at)
-    assert metric(at, "valid sizes") == "none up to 128"
-    assert metric(at, "smallest size") == "none"
-
-    at.select_slider(key="sizes.max").set_value(1024).run()
-    assert_ok(at)
-    assert metric(at, "valid sizes") == "193–224"
-
-
-def test_try_a_size_that_fails_and_one_that_works():
-    at = open_app("sizes", preset="notes-alexnet")
-    at.number_input(key="sizes.try.h").set_value(100)
-    at.number_input(key="sizes.try.w").set_value(100).run()
-    assert_ok(at)
-    assert any(e.startswith("100×100 does not run") and "Linear" in e for e in errors(at))
-
-    at.number_input(key="sizes.try.h").set_value(200)
-    at.number_input(key="sizes.try.w").set_value(200).run()
-    assert_ok(at)
-    assert not any("does not run" in e for e in errors(at))
-    assert any(s.value.startswith("200×200 runs") for s in at.success)
-
 
 @pytest.mark.parametrize("name, says", [
     ("lenet-bn", "Fails at every size"),
