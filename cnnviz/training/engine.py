@@ -398,8 +398,7 @@ def estimate_seconds(spec, config: TrainConfig, steps: int = 5,
     steps_of(steps)
     per_step = (time.perf_counter() - start) / steps
     train_steps = plan.steps * cfg.epochs
-    test_batch = max(batch, 256)
-    test_steps = math.ceil(test_examples / test_batch) * cfg.epochs
-    # An evaluation step is a forward pass only, about a third of a training step.
-    total = per_step * (train_steps + test_steps * test_batch / batch / 3)
+    # Evaluating an example is a forward pass only, about a third of training on it; counted
+    # per example (a short last test batch costs less than a full one).
+    total = per_step * (train_steps + test_examples * cfg.epochs / batch / 3)
     return min(total, cfg.time_budget) if cfg.time_budget else total
