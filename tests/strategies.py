@@ -26,8 +26,13 @@ def pool(draw):
 def residual(draw, channels: int):
     num_channels = draw(small)
     strides = draw(st.integers(1, 2))
-    must_project = strides != 1 or num_channels != channels
-    return L.ResidualLayer(num_channels, must_project or draw(st.booleans()), strides)
+    bottleneck = draw(st.booleans())
+    must_project = strides != 1 or num_channels * (4 if bottleneck else 1) != channels
+    return L.ResidualLayer(num_channels, must_project or draw(st.booleans()), strides,
+                           bottleneck, draw(st.booleans()), draw(st.booleans()))
+
+
+block_activations = st.sampled_from(["relu", "sigmoid", "gelu"])
 
 
 def feature_layer(channels: int):
@@ -39,14 +44,16 @@ def feature_layer(channels: int):
         st.just(L.BatchNorm()),
         st.sampled_from([L.ReLU(), L.Sigmoid(), L.GELU(), L.Dropout(0.5)]),
         st.builds(L.AdaptiveAvgPool, st.integers(1, 4)),
-        st.builds(L.VGGBlockLayer, st.integers(1, 2), small),
+        st.builds(L.VGGBlockLayer, st.integers(1, 2), small, block_activations,
+                  st.booleans()),
         st.builds(L.NiNBlockLayer, small, st.integers(1, 5), st.integers(1, 3),
-                  st.integers(0, 2)),
+                  st.integers(0, 2), block_activations, st.booleans()),
         st.builds(L.InceptionLayer, small, st.tuples(small, small), st.tuples(small, small),
-                  small),
+                  small, st.sampled_from([1, 3, 5]), st.booleans(), st.booleans()),
         residual(channels),
-        st.builds(L.DenseBlockLayer, st.integers(1, 2), small),
-        st.builds(L.TransitionLayer, small),
+        st.builds(L.DenseBlockLayer, st.integers(1, 2), small, st.integers(0, 2),
+                  st.booleans()),
+        st.builds(L.TransitionLayer, small, st.booleans()),
     )
 
 

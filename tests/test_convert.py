@@ -208,3 +208,13 @@ def test_every_block_option_reaches_the_shared_factory(layer, factory):
     with torch.device("meta"):
         expected = factory(3)
     assert repr(built) == repr(expected)
+
+
+def test_a_bottleneck_residual_needs_a_projection_for_its_4x_channels():
+    with pytest.raises(SpecError, match=r"^layers\[1\]\.use_1x1conv: must be true when the "
+                                        r"input channels \(16\) differ from 4 × num_channels "
+                                        r"\(64\): x and f\(x\) must have one shape to be added$"):
+        build_meta(CustomSpec(layers=(L.Conv(16, 3), L.ResidualLayer(16, bottleneck=True))))
+    # 4 × 4 = 16 channels in and out: the identity shortcut fits
+    built = build_meta(CustomSpec(layers=(L.Conv(16, 3), L.ResidualLayer(4, bottleneck=True))))
+    assert output_shape(built, (1, 8, 8)) == (16, 6, 6)

@@ -157,6 +157,33 @@ def test_same_name_different_meaning_different_knobs():
             {"type": "vgg_block", "num_convs": 40, "out_channels": 8}]})
 
 
+@pytest.mark.parametrize("layer, option, family, name", [
+    (L.VGGBlockLayer, "batch_norm", F.VGGSpec, "batch_norm"),
+    (L.NiNBlockLayer, "batch_norm", F.NiNSpec, "batch_norm"),
+    (L.InceptionLayer, "branch3_kernel", F.GoogLeNetSpec, "branch3_kernel"),
+    (L.DenseBlockLayer, "bottleneck_size", F.DenseNetSpec, "bottleneck_size"),
+    (L.DenseBlockLayer, "bias", F.DenseNetSpec, "conv_bias"),
+    (L.ResidualLayer, "bias", F.ResNetSpec, "conv_bias"),
+    (L.TransitionLayer, "bias", F.DenseNetSpec, "conv_bias"),
+])
+def test_a_block_option_is_its_familys_knob(layer, option, family, name):
+    """The families' options, per block in custom: the same meaning, bounds, help, default."""
+    def field(cls, field_name):
+        return next(f for f in dataclasses.fields(cls) if f.name == field_name)
+
+    ours, theirs = field(layer, option), field(family, name)
+    assert ours.default == theirs.default
+    assert dataclasses.replace(knob_of(ours), label="") == dataclasses.replace(
+        knob_of(theirs), label="")
+
+
+def test_block_activations_are_the_families_choices():
+    for layer in (L.VGGBlockLayer, L.NiNBlockLayer):
+        k = knob_at(layer, "activation")
+        assert k.choices == F.ACTIVATIONS and "block" in k.doc
+        assert k.doc != knob_at(F.VGGSpec, "activation").doc  # no hidden dense layer here
+
+
 def _set(data: dict, path: str, value) -> dict:
     """A copy of ``data`` with ``value`` at ``path`` (every step of the path already there)."""
     data = __import__("copy").deepcopy(data)
@@ -201,6 +228,8 @@ BOUNDED = [
     (_custom({"type": "residual", "num_channels": 8, "use_1x1conv": True, "strides": 1}),
      "layers[0].strides"),
     (_custom({"type": "dense_block", "num_convs": 2, "growth_rate": 8}), "layers[0].num_convs"),
+    (_custom({"type": "dense_block", "num_convs": 2, "growth_rate": 8}),
+     "layers[0].bottleneck_size"),
     (_custom({"type": "inception", "c1": 1, "c2": [1, 1], "c3": [1, 1], "c4": 1}),
      "layers[0].c3[1]"),
 ]

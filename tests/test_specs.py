@@ -11,6 +11,7 @@ from cnnviz.errors import SpecError
 from cnnviz.presets import PRESETS
 from cnnviz.specs import (SPEC_CLASSES, CustomSpec, spec_from_dict, spec_from_json,
                           spec_to_dict, spec_to_json, validate)
+from cnnviz.specs import custom as L
 from tests.strategies import custom_specs
 
 
@@ -49,6 +50,37 @@ def test_changed_knobs_round_trip(family, in_channels, num_classes, input_size):
     spec = SPEC_CLASSES[family](in_channels=in_channels, num_classes=num_classes,
                                 input_size=input_size)
     assert spec_from_dict(spec_to_dict(spec)) == spec
+
+
+def test_every_block_option_round_trips():
+    spec = CustomSpec(in_channels=3, layers=(
+        L.VGGBlockLayer(2, 8, "gelu", True), L.NiNBlockLayer(8, 3, 1, 1, "sigmoid", True),
+        L.InceptionLayer(4, (4, 8), (2, 4), 4, 3, True, True),
+        L.ResidualLayer(8, True, 2, True, False, True), L.DenseBlockLayer(2, 4, 4, False),
+        L.TransitionLayer(4, False), L.BatchNorm()))
+    data = json.loads(spec_to_json(spec))
+    assert data["layers"][3] == {"type": "residual", "num_channels": 8, "use_1x1conv": True,
+                                 "strides": 2, "bottleneck": True, "bias": False,
+                                 "shortcut_batch_norm": True}
+    assert spec_from_dict(data) == spec
+
+
+def test_a_block_config_without_the_options_takes_the_books_block():
+    [vgg, nin, inception, residual, dense, transition] = spec_from_dict({
+        "family": "custom", "layers": [
+            {"type": "vgg_block", "num_convs": 1, "out_channels": 8},
+            {"type": "nin_block", "out_channels": 8, "kernel": 3},
+            {"type": "inception", "c1": 1, "c2": [1, 1], "c3": [1, 1], "c4": 1},
+            {"type": "residual", "num_channels": 8, "use_1x1conv": True},
+            {"type": "dense_block", "num_convs": 1, "growth_rate": 8},
+            {"type": "transition", "out_channels": 8}]}).layers
+    assert (vgg.activation, vgg.batch_norm, nin.activation, nin.batch_norm) == (
+        "relu", False, "relu", False)
+    assert (inception.branch3_kernel, inception.batch_norm, inception.ceil_mode) == (
+        5, False, False)
+    assert (residual.bottleneck, residual.bias, residual.shortcut_batch_norm) == (
+        False, True, False)
+    assert (dense.bottleneck_size, dense.bias, transition.bias) == (0, True, True)
 
 
 def test_missing_keys_take_the_book_defaults():
@@ -143,6 +175,19 @@ def test_every_problem_is_reported_with_its_path():
     ({"family": "custom", "layers": [{"type": "residual", "num_channels": 8,
                                       "use_1x1conv": True, "strides": 1025}]},
      "layers[0].strides: must be ≤ 1,024, got 1025"),
+    # The families' options on the custom blocks keep the families' rules.
+    ({"family": "custom", "layers": [{"type": "inception", "c1": 1, "c2": [1, 1],
+                                      "c3": [1, 1], "c4": 1, "branch3_kernel": 4}]},
+     "layers[0].branch3_kernel: must be odd so the four paths keep one size"),
+    ({"family": "custom", "layers": [{"type": "vgg_block", "num_convs": 1, "out_channels": 8,
+                                      "activation": "tanh"}]},
+     'layers[0].activation: must be one of relu, sigmoid, gelu; got "tanh"'),
+    ({"family": "custom", "layers": [{"type": "dense_block", "num_convs": 1, "growth_rate": 8,
+                                      "bottleneck_size": 17}]},
+     "layers[0].bottleneck_size: must be ≤ 16, got 17"),
+    ({"family": "custom", "layers": [{"type": "transition", "out_channels": 8,
+                                      "bias": 0}]},
+     "layers[0].bias: must be true or false, got 0"),
 ])
 def test_single_problems(data, expected):
     assert problems_of(data) == [expected]
