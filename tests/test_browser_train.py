@@ -38,7 +38,7 @@ def test_plain_lenet_on_the_default_data_explains_a_run_near_chance(page, visit)
     # The default is the offline digits; the book's Fashion-MNIST is one click away.
     expect(main(page).get_by_role("combobox", name="Data set")) \
         .to_have_value("Digits (offline)")
-    expect(page.get_by_role("button", name="Fashion-MNIST (30 MB)")) \
+    expect(page.get_by_role("button", name="Use Fashion-MNIST (30 MB)")) \
         .to_be_visible()
     set_number(page, "Epochs", 2)
     page.get_by_role("button", name="Start").click()

@@ -144,7 +144,7 @@ def test_default_state_offers_the_books_settings():
     assert not errors(at) and charts(at) == ["train.curves"]  # empty axes before a run
     # The book's data set is one click away, its download said before it starts.
     book = at.button(key="train.use_book_dataset")
-    assert book.label == "Fashion-MNIST (30 MB)" and "downloads about 30 MB" in book.help
+    assert book.label == "Use Fashion-MNIST (30 MB)" and "downloads about 30 MB" in book.help
     book.click().run()
     assert_ok(at)
     assert at.selectbox(key="train.dataset").value == "fashion-mnist"

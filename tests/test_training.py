@@ -594,7 +594,7 @@ def test_advice_near_chance_is_computed_from_the_run():
     book = TrainConfig(dataset="digits", epochs=10).resolved(lenet)
     assert steps_taken(book, 10.0) == 60  # 1,437 images in batches of 256: 6 steps an epoch
     advice = chance_advice(lenet, book, 10.0, 2.305, 0.10)
-    assert "**Test accuracy 10.0% is about chance** (1 in 10 classes is 10.0%)" in advice
+    assert "**Test accuracy 10.0% is about chance** (guessing among 10 classes gives 10.0%)" in advice
     assert "only **60 optimizer steps** (10 epochs of 6 batches of up to 256 from 1,437" in advice
     assert "still about ln 10 = 2.30" in advice and "sigmoid" in advice
     assert "**lenet-bn** preset" in advice and "**fast** recipe" in advice

@@ -66,7 +66,8 @@ def chance_advice(spec, config: TrainConfig, epochs: float, train_loss: float,
     optimizer = "plain SGD (the book recipe)" if config.recipe == "book" else \
         "the fast recipe"
     few = "only " if steps < 1000 else ""
-    why = [f"it took {few}**{steps:,} optimizer steps** ({format_epochs(epochs)} epochs of {per_epoch.steps:,} batches of up to {per_epoch.batch_size:,} from "
+    why = [f"it took {few}**{steps:,} optimizer steps** ({format_epochs(epochs)} epochs of "
+           f"{per_epoch.steps:,} batches of up to {per_epoch.batch_size:,} from "
            f"{train_examples:,} training images) with {optimizer}"]
     if sigmoid and not batch_norm:
         why.append("its sigmoid activations pass back small gradients, and without BatchNorm "
@@ -83,8 +84,8 @@ def chance_advice(spec, config: TrainConfig, epochs: float, train_loss: float,
                  "epoch")
     if batch_norm:
         tries.append(f"another **learning rate** than {config.lr:g}")
-    return (f"**Test accuracy {test_acc:.1%} is about chance** (1 in {classes} classes is "
-            f"{chance_level(classes):.1%}): the network has not learned to tell the classes "
+    return (f"**Test accuracy {test_acc:.1%} is about chance** (guessing among {classes} "
+            f"classes gives {chance_level(classes):.1%}): the network has not learned to tell the classes "
             f"apart yet, and the app is working as it should.{loss}\n\n"
             f"Likely why: " + "; ".join(why) + ".\n\nTry:\n" +
             "\n".join(f"- {t}" for t in tries))

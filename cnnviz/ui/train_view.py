@@ -137,7 +137,7 @@ def _controls(spec) -> tuple[TrainConfig, list[str]]:
                                help=_dataset_help())
     if dataset != BOOK_DATASET and not is_downloaded(BOOK_DATASET):
         book = DATASETS[BOOK_DATASET]
-        row[0].button(f"{book.title} ({book.download_mb} MB)", key="train.use_book_dataset",
+        row[0].button(f"Use {book.title} ({book.download_mb} MB)", key="train.use_book_dataset",
                       type="tertiary", disabled=running, icon=":material/download:",
                       on_click=_use_book_dataset,
                       help=f"the book's data set: choose it, and Start downloads about "
