@@ -93,7 +93,7 @@ class TrainConfig:
     device: str = "auto"              # auto: CUDA, then MPS, then CPU
     recipe: str = "book"              # book: Xavier + plain SGD; fast: Nesterov, one-cycle, LS
     time_budget: float | None = None  # seconds; the run stops cleanly when it is spent
-    augment: bool = False             # random crop with padding and horizontal flip
+    augment: bool = False             # random crop with padding; a flip where the data set allows
     limit: int | None = None          # use only the first N train and test examples
     seed: int = 0
     points_per_epoch: int = 4         # metric points on the curves per epoch

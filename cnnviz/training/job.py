@@ -225,7 +225,7 @@ class FinishedRun:
 
 
 CSV_COLUMNS = ("run", "label", "network", "dataset", "state", "epoch", "train_loss",
-               "train_acc", "test_acc", "examples_per_sec", "seconds")
+               "train_acc", "test_acc", "examples_per_sec", "seconds", "train_seconds")
 
 
 def metrics_csv(runs: list[FinishedRun], network_name) -> str:
@@ -238,7 +238,8 @@ def metrics_csv(runs: list[FinishedRun], network_name) -> str:
             writer.writerow([run.number, run.label, network_name(run.spec), run.config.dataset,
                              run.state, p.epoch, f"{p.train_loss:.6g}", f"{p.train_acc:.6g}",
                              "" if p.test_acc is None else f"{p.test_acc:.6g}",
-                             f"{p.examples_per_sec:.6g}", f"{p.seconds:.4g}"])
+                             f"{p.examples_per_sec:.6g}", f"{p.seconds:.4g}",
+                             "" if p.train_seconds is None else f"{p.train_seconds:.4g}"])
     return out.getvalue()
 
 

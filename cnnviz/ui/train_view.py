@@ -55,7 +55,7 @@ def show_train_page() -> None:
         for problem in problems:
             st.error(problem)
         _estimate(spec, config, problems)
-        _buttons(spec, config, problems)
+        _buttons(spec, problems)
     _curves()
     job = st.session_state.get(ACTIVE)
     last = st.session_state.get(LAST)
@@ -281,7 +281,7 @@ def _stop() -> None:
         job.stop()
 
 
-def _buttons(spec, config: TrainConfig, problems: list[str]) -> None:
+def _buttons(spec, problems: list[str]) -> None:
     job = st.session_state.get(ACTIVE)
     left, right, _ = st.columns([1, 1, 4])
     left.button("Start", key="train.start", type="primary", icon=":material/play_arrow:",
