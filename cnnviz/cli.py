@@ -191,7 +191,8 @@ def _print_epoch(point, as_json: bool) -> None:
     row = {"epoch": round(point.epoch, 4), "train_loss": round(point.train_loss, 6),
            "train_acc": round(point.train_acc, 6), "test_acc": round(point.test_acc, 6),
            "examples_per_sec": round(point.examples_per_sec, 1),
-           "seconds": round(point.seconds, 3)}
+           "seconds": round(point.seconds, 3),
+           "train_seconds": round(point.train_seconds or point.seconds, 3)}
     print(json.dumps(row) if as_json else
           f"epoch {row['epoch']:g}: loss {row['train_loss']:.4f}, train acc "
           f"{row['train_acc']:.3f}, test acc {row['test_acc']:.3f}, "

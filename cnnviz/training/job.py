@@ -27,18 +27,20 @@ TORCH_THREADS = torch.get_num_threads()  # torch's default, read before any run 
 
 
 def app_threads(cpus: int | None = None, default: int = TORCH_THREADS) -> int:
-    """torch's intra-op threads for a run started from the app: one core fewer than the
-    machine has (at most torch's default), at least one.
+    """torch's intra-op threads for a run started from the app: with more than two cores, one
+    fewer than the machine has (at most torch's default); with one or two, torch's default.
 
     A run watched in the browser shares the machine with the Streamlit server, which draws
-    every poll, and usually with the browser itself. With a thread on every core, torch's
-    threads spin-wait for each other while those two hold a core, and on 2 cores a run took
-    21 s instead of 8 s (issue 8). The command line keeps torch's default.
+    every poll, and usually with the browser itself. Where cores are plenty, leaving one to
+    them keeps torch's threads from waiting on a busy core. On 2 cores one thread is too few:
+    with the Train page polling once a second, lenet-bn trained at 88 % of the command line's
+    speed with 2 threads and at 74 % with 1 (docs/benchmarks.md). The command line keeps
+    torch's default.
     """
     cpus = cpus if cpus is not None else (len(os.sched_getaffinity(0))
                                           if hasattr(os, "sched_getaffinity")
                                           else os.cpu_count() or 1)
-    return max(1, min(default, cpus - 1))
+    return max(1, min(default, cpus - 1 if cpus > 2 else cpus))
 
 
 def import_loaders() -> None:

@@ -28,7 +28,11 @@ import_loaders()  # once per process, when the Train page first opens
 ACTIVE, HISTORY, LAST, COUNT = "train.active", "train.history", "train.last", "train.count"
 ESTIMATES, START_ERROR, DEFAULTS_FOR = "train.estimates", "train.start_error", "train.for"
 COMPARE = "train.compare"
-POLL_SECONDS = 0.5
+# Every poll redraws the run's part of the page in the server and in the browser, which share
+# the machine with the training: on 2 cores, polling every 0.5 s cost a quarter of a 4-s run's
+# training speed, every 1 s about a tenth (docs/benchmarks.md). The first point still shows
+# within about a second of being made.
+POLL_SECONDS = 1.0
 BUDGET_EPOCHS = 1000  # with a time budget the budget ends the run, not the epochs
 # Estimate without being asked when a batch costs at most this many mult-adds (LeNet-sized):
 # the estimate times real steps, which for AlexNet at 224 on a CPU takes tens of seconds.
@@ -349,7 +353,10 @@ def _draw_curves(job: TrainingJob | None) -> None:
 
 @st.fragment(run_every=POLL_SECONDS)
 def _live() -> None:
-    job = st.session_state.get(ACTIVE)
+    _show_live(st.session_state.get(ACTIVE))
+
+
+def _show_live(job: TrainingJob | None) -> None:
     if job is None:
         return
     if job.done:  # the results belong to the whole page: redraw it
