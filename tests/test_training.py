@@ -468,8 +468,10 @@ def test_cli_train_prints_one_json_line_per_epoch(capsys):
     assert code == 0, err
     lines = [json.loads(line) for line in out.splitlines()]
     assert [list(line) for line in lines[:2]] == [
-        ["epoch", "train_loss", "train_acc", "test_acc", "examples_per_sec", "seconds"]] * 2
+        ["epoch", "train_loss", "train_acc", "test_acc", "examples_per_sec", "seconds",
+         "train_seconds"]] * 2
     assert [line["epoch"] for line in lines[:2]] == [1.0, 2.0]
+    assert all(0 < line["train_seconds"] <= line["seconds"] for line in lines[:2])
     assert lines[-1]["final"] is True and lines[-1]["device"] == "cpu"
 
 
