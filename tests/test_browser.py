@@ -223,3 +223,4 @@ def test_a_training_run_draws_its_curve_and_stops(page, visit):
     settle(page)
     no_exception(page)
     expect(page.get_by_role("button", name="Start")).to_be_enabled()
+    screenshot(page, "train")
