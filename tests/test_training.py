@@ -612,3 +612,42 @@ def test_advice_near_chance_is_computed_from_the_run():
     assert "BatchNorm" not in advice and "fast" not in advice.split("Try:")[1]
     assert "sigmoid" not in advice and "ln 10" not in advice
     assert f"another **learning rate** than {fast.lr:g}" in advice
+
+
+# -- the end of a stopped run (issue 8, item 4; review) -----------------------------------------
+
+def _digits_run(digits, callbacks, epochs: int = 3) -> TrainingRun:
+    return TrainingRun(TINY, TrainConfig(dataset="digits", epochs=epochs, batch_size=64, lr=0.1,
+                                         device="cpu"), dataset=digits, callbacks=callbacks)
+
+
+def test_a_second_stop_skips_the_test_of_the_stop(digits):
+    class StopTwice(Callback):
+        def on_metrics(self, run, point):
+            run.stop()
+            run.stop()  # the learner clicks Stop again: do not wait for the test
+
+    run = _digits_run(digits, [StopTwice()]).start()
+    assert run.join(60) and run.state == "stopped"
+    assert run.points()[-1].test_acc is None
+    assert "the test was skipped" in run.message
+
+
+def test_a_stop_before_the_first_step_keeps_no_model(digits):
+    run = _digits_run(digits, [])
+    run.stop()
+    run.start()
+    assert run.join(60) and run.state == "stopped"
+    assert run.result is None and run.points() == []
+    assert run.message == "stopped before its first step"
+
+
+def test_a_stop_during_the_last_test_still_finishes(digits):
+    class StopAtTheLastTest(Callback):
+        def on_metrics(self, run, point):
+            if point.test_acc is not None and point.epoch >= 2:
+                run.stop()  # every step is done: nothing is cut short
+
+    run = _digits_run(digits, [StopAtTheLastTest()], epochs=2).start()
+    assert run.join(60) and run.state == "finished" and run.message == "done"
+    assert run.result is not None

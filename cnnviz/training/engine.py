@@ -121,6 +121,7 @@ class TrainingRun:
         self._dataset = dataset
         self._queue = queue
         self._stop = threading.Event()
+        self._cut_test = threading.Event()  # a second Stop while the stop is tested
         self._ended = threading.Event()
         self._lock = threading.Lock()
         self._points: list[Point] = []
@@ -141,7 +142,11 @@ class TrainingRun:
         return self
 
     def stop(self) -> None:
-        """Ask the run to stop; it does so before the next batch."""
+        """Ask the run to stop: training ends before the next batch, then the run tests what
+        it learned. Asked again while it tests, it cuts the test short (the figures then
+        stay those of the last full test)."""
+        if self._stop.is_set():
+            self._cut_test.set()
         self._stop.set()
 
     def join(self, timeout: float | None = None) -> bool:
@@ -275,11 +280,13 @@ class TrainingRun:
             if seen == 0:  # stopped before this epoch's first step: the last test still holds
                 break
             if self._stop.is_set():  # stop training now; test what it learned until the stop
-                self.state, self.message = "stopping", "testing what it learned so far"
+                self.state, self.message = "stopping", "testing what it learned so far " \
+                                                       "(Stop again to skip the test)"
             tested_at = time.monotonic()
             trained = tested_at - start - testing
-            accuracy, predictions = evaluate(model, test, batch, recipe.prep,
-                                             recipe.autocast)
+            accuracy, tested = evaluate(model, test, batch, recipe.prep, recipe.autocast,
+                                        cancel=self._cut_test)
+            predictions = tested if tested is not None else predictions
             testing += time.monotonic() - tested_at
             self._point(epoch + min(seen / len(train), 1.0), loss_sum, correct, bad, seen,
                         accuracy, speed.add(trained, examples), time.monotonic() - start,
@@ -287,12 +294,20 @@ class TrainingRun:
             last_time = time.monotonic()
             if self._stop.is_set() or time.monotonic() >= budget_end:
                 break
-        self.result = _result(model, test, data, predictions)
-        self.progress = 1.0 if not self._stop.is_set() else self.progress
-        if self._stop.is_set():
-            at = self._points[-1].epoch if self._points else 0.0
+        # Stopped only if the stop cut the run short (not a click during the last test).
+        stopped = self._stop.is_set() and done_steps < total_steps
+        self.result = _result(model, test, data, predictions) if done_steps else None
+        self.progress = self.progress if stopped else 1.0
+        if stopped and not done_steps:
+            self.state, self.message = "stopped", "stopped before its first step"
+        elif stopped:
+            at = self._points[-1].epoch
             self.state, self.message = "stopped", f"stopped at epoch {at:.2f}".rstrip("0") \
                 .rstrip(".")
+            if self._points[-1].test_acc is None:
+                tested = [p.epoch for p in self._points if p.test_acc is not None]
+                self.message += ("; the test was skipped, the test figures are from epoch "
+                                 f"{tested[-1]:g}" if tested else "; the test was skipped")
         elif time.monotonic() >= budget_end:
             self.state, self.message = "finished", "the time budget is spent"
         else:
@@ -319,14 +334,17 @@ class TrainingRun:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, test: DeviceImages, batch: int, prep: dict, autocast
-             ) -> tuple[float | None, torch.Tensor]:
-    """Test accuracy and every test prediction (on the device)."""
+def evaluate(model: nn.Module, test: DeviceImages, batch: int, prep: dict, autocast,
+             cancel: threading.Event | None = None) -> tuple[float | None, torch.Tensor | None]:
+    """Test accuracy and every test prediction (on the device); (None, None) when ``cancel``
+    is set before the test is through."""
     if len(test) == 0:
         return None, torch.empty(0, dtype=torch.long)
     model.eval()
     predictions = []
     for images, _ in test.batches(max(batch, 256), shuffle=False):
+        if cancel is not None and cancel.is_set():
+            return None, None
         with autocast:
             predictions.append(model(prepare(images, **prep)).argmax(1))
     predicted = torch.cat(predictions)

@@ -10,9 +10,10 @@ from cnnviz.codegen import pytorch_source
 from cnnviz.errors import SpecError, fmt_shape
 from cnnviz.figures import shape_flow_figure
 from cnnviz.specs import spec_from_json, spec_to_json
+from cnnviz.ui.sidebar import shown_sizes
 from cnnviz.ui.state import pin, pinned, preset_name, replace_spec, unpin
-from cnnviz.workbench import (Analysis, analyse, compare, human, human_bytes, layer_label,
-                              linear_fix)
+from cnnviz.workbench import (Analysis, analyse, compare, describe_sizes, human, human_bytes,
+                              layer_label, linear_fix)
 
 FAILED_ROW_STYLE = "background-color: #fde0e0; color: #a50e0e"  # the layer that cannot run
 ROW_HEIGHT = 35  # px, Streamlit's default
@@ -42,8 +43,8 @@ def show_status(a: Analysis) -> None:
         _use_size_buttons(spec, a.nearest, "problems")
     elif a.failure is not None:
         f = a.failure
-        below, above = a.nearest
-        near = " or ".join(str(n) for n in a.nearest if n is not None) or "none up to 1024"
+        near = " or ".join(str(n) for n in a.nearest if n is not None) or \
+            describe_sizes(shown_sizes(spec))
         st.error(f"**Does not run at {a.size[0]}×{a.size[1]}.** "
                  f"{layer_label(f.layer, f.layer_type)}: {f.reason}.\n\n"
                  f"Nearest sizes that work: **{near}**.")

@@ -106,7 +106,7 @@ def _show_results(run: FinishedRun) -> None:
     if advice:
         st.warning(advice, icon=":material/lightbulb:")
     if run.result is None:
-        st.info("This run ended before its first test evaluation: no model to show.")
+        st.info("No model to keep from this run: it failed, or stopped before it trained.")
         return
     confusion, mistakes = st.columns([3, 2], gap="large")
     with confusion:

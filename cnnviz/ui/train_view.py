@@ -1,7 +1,7 @@
 """The Train page: settings, an estimate, Start/Stop, and the live run.
 
 A run is a :class:`~cnnviz.training.job.TrainingJob` kept in session state; its threads never
-call Streamlit. While it runs, a fragment polls it twice a second and redraws the progress bar
+call Streamlit. While it runs, a fragment polls it once a second and redraws the progress bar
 and the curves; when it ends, the fragment reruns the whole page so the results appear.
 What a finished run shows (results, history, weights) is in :mod:`cnnviz.ui.train_results`.
 """
@@ -20,8 +20,9 @@ from cnnviz.training.engine import estimate_seconds
 from cnnviz.training.job import (FinishedRun, TrainingJob, app_threads, format_seconds,
                                  import_loaders)
 from cnnviz.ui import train_results
+from cnnviz.ui.sidebar import shown_sizes
 from cnnviz.ui.state import current_spec, preset_name, sync_url
-from cnnviz.workbench import analyse
+from cnnviz.workbench import analyse, describe_sizes
 
 import_loaders()  # once per process, when the Train page first opens
 
@@ -208,7 +209,8 @@ def _problems(spec, config: TrainConfig) -> list[str]:
     at_size = analyse(spec, (config.size, config.size))
     if not at_size.ok and at_size.failure is not None:
         f = at_size.failure
-        near = " or ".join(str(n) for n in at_size.nearest if n is not None) or "none"
+        near = " or ".join(str(n) for n in at_size.nearest if n is not None) or \
+            describe_sizes(shown_sizes(spec))
         problems.append(f"The network does not run at input size {config.size}: "
                         f"{f.layer_type} `{f.layer}` — {f.reason}. Sizes that work nearby: "
                         f"{near}.")
