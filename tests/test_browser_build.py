@@ -10,6 +10,8 @@ def test_the_layer_table_has_no_inner_scrolling_at_1400_px(page, visit):
     frame = page.locator('[data-testid="stMain"] [data-testid="stDataFrame"]').last
     frame.scroll_into_view_if_needed()
     settle(page)
+    # the grid draws its cells a moment after the page settles: measure it once it has
+    expect(frame.locator("td").filter(has_text="b2.0.body.conv1").first).to_be_attached()
     size = page.evaluate("""() => {
         const grids = [...document.querySelectorAll(
             '[data-testid="stMain"] [data-testid="stDataFrame"] .dvn-scroller')];
@@ -18,8 +20,6 @@ def test_the_layer_table_has_no_inner_scrolling_at_1400_px(page, visit):
     }""")
     assert size["sw"] <= size["cw"] + 1, size  # every column in full: no horizontal scroll
     assert size["sh"] <= size["ch"] + 1, size  # every row on the page: no box to scroll in
-    # the grid draws its cells a moment after the page settles: wait for the deepest name
-    expect(frame.locator("td").filter(has_text="b2.0.body.conv1").first).to_be_attached()
 
 
 def test_home_more_networks_shows_thousands_separators(page, visit):

@@ -66,7 +66,8 @@ def chance_advice(spec, config: TrainConfig, epochs: float, train_loss: float,
     optimizer = "plain SGD (the book recipe)" if config.recipe == "book" else \
         "the fast recipe"
     few = "only " if steps < 1000 else ""
-    why = [f"it took {few}**{steps:,} optimizer steps** ({format_epochs(epochs)} epochs of "
+    plural = "s" if steps != 1 else ""
+    why = [f"it took {few}**{steps:,} optimizer step{plural}** ({format_epochs(epochs)} epochs of "
            f"{per_epoch.steps:,} batches of up to {per_epoch.batch_size:,} from "
            f"{train_examples:,} training images) with {optimizer}"]
     if sigmoid and not batch_norm:

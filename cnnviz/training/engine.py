@@ -375,8 +375,16 @@ def estimate_seconds(spec, config: TrainConfig, steps: int = 5,
     The split sizes and the image shape come from the data set registry, so nothing is
     loaded or downloaded. ``threads``: torch's intra-op threads, as the run will have them.
     """
+    previous = torch.get_num_threads()  # process-wide: give the caller's setting back
     if threads:
         torch.set_num_threads(threads)
+    try:
+        return _estimate(spec, config, steps)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _estimate(spec, config: TrainConfig, steps: int) -> float:
     cfg = config.resolved(spec)
     info = dataset_info(cfg.dataset)
     train_examples, test_examples = info.split_sizes(cfg.limit)
