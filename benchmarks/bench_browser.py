@@ -55,8 +55,8 @@ sys.path.insert(0, ROOT)  # repo root
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # benchmarks/
 
 from machine import cpu_model  # noqa: E402
-from tests.browser import (CHROMIUM, CHROMIUM_ARGS, VIEWPORT, _free_port, _healthy,  # noqa: E402
-                           _stop, settle)
+from tests.browser import (CHROMIUM, CHROMIUM_ARGS, VIEWPORT, settle,  # noqa: E402
+                           streamlit_server)
 
 PYTHON = sys.executable
 BASELINE_PAGE = 'import streamlit as st\n\nst.title("x")\n'
@@ -65,29 +65,6 @@ EPOCHS = (10, 40)  # the issue's run, and one long enough that fixed costs fade
 
 def train_args(epochs: int) -> list[str]:
     return ["lenet-bn", "--dataset", "digits", "--epochs", str(epochs), "--batch-size", "256"]
-
-
-@contextmanager
-def server(script: str, cwd: str = ROOT):
-    """``streamlit run script`` on a free port; yields its URL once healthy."""
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = tempfile.TemporaryFile()
-    proc = subprocess.Popen([PYTHON, "-m", "streamlit", "run", script, "--server.port", str(port),
-                             "--server.address", "127.0.0.1", "--server.headless", "true"],
-                            cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
-                            env={**os.environ, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"})
-    try:
-        deadline = time.monotonic() + 120
-        while not _healthy(url):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                log.seek(0)
-                raise RuntimeError(f"streamlit run {script} did not start:\n"
-                                   f"{log.read().decode()[-2000:]}")
-            time.sleep(0.1)
-        yield url
-    finally:
-        _stop(proc)
 
 
 @contextmanager
@@ -115,7 +92,7 @@ def fresh_load_seconds(browser, url: str) -> float:
 
 
 def load_times(browser, script: str, tries: int, cwd: str = ROOT) -> tuple[float, list[float]]:
-    with server(script, cwd) as url:
+    with streamlit_server(script, cwd) as url:
         first = fresh_load_seconds(browser, url + "/")
         return first, [fresh_load_seconds(browser, url + "/") for _ in range(tries)]
 
@@ -183,7 +160,7 @@ def browser_train_seconds(browser, url: str, epochs: int) -> tuple[float, float]
 
 
 def bench_train(tries: int) -> None:
-    with chromium() as browser, server("streamlit_app.py") as url:
+    with chromium() as browser, streamlit_server("streamlit_app.py") as url:
         browser_train_seconds(browser, url, EPOCHS[0])  # warm-up: imports, the first load
         for epochs in EPOCHS:
             cli, web = [], []

@@ -15,8 +15,10 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -70,30 +72,44 @@ def _stop(proc: subprocess.Popen) -> None:
             proc.wait(timeout=10)
 
 
-@pytest.fixture(scope="module")
-def app_url(tmp_path_factory):
-    """A fresh ``streamlit run streamlit_app.py`` (so this checkout's library is imported)."""
+class ServerError(RuntimeError):
+    """``streamlit run`` exited or never answered its health check."""
+
+
+@contextmanager
+def streamlit_server(script: str = "streamlit_app.py", cwd: str | Path = ROOT):
+    """``streamlit run script`` on a free port of 127.0.0.1; yields its URL once healthy."""
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
-    log_path = tmp_path_factory.mktemp("streamlit") / "server.log"
-    env = {**os.environ, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "streamlit_app.py",
-             "--server.port", str(port), "--server.address", "127.0.0.1",
-             "--server.headless", "true"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    log = tempfile.TemporaryFile()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", script, "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--server.headless", "true"],
+        cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
+        env={**os.environ, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"})
     try:
         deadline = time.monotonic() + SERVER_START_S
         while not _healthy(url):
             if proc.poll() is not None or time.monotonic() > deadline:
                 why = "exited" if proc.poll() is not None else f"not healthy in {SERVER_START_S} s"
-                pytest.fail(f"streamlit run {why}:\n{log_path.read_text()[-3000:]}",
-                            pytrace=False)
-            time.sleep(0.25)
+                log.seek(0)
+                raise ServerError(f"streamlit run {script} {why}:\n"
+                                  f"{log.read().decode(errors='replace')[-3000:]}")
+            time.sleep(0.2)
         yield url
     finally:
         _stop(proc)
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def app_url():
+    """A fresh ``streamlit run streamlit_app.py`` (so this checkout's library is imported)."""
+    try:
+        with streamlit_server() as url:
+            yield url
+    except ServerError as exc:
+        pytest.fail(str(exc), pytrace=False)
 
 
 @pytest.fixture(scope="module")

@@ -4,37 +4,20 @@ run (item 6). See ``tests/browser.py`` for the harness."""
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 import time
 
 import pytest
 
-from tests.browser import (ROOT, SERVER_START_S, VIEWPORT, _free_port, _healthy, _stop, expect,
-                           no_exception, settle)
+from tests.browser import VIEWPORT, expect, no_exception, settle, streamlit_server
 
 NAV = '[data-testid="stSidebarNav"]'
 
 
 @pytest.fixture
-def fresh_server(tmp_path):
+def fresh_server():
     """A server no browser has visited yet (the module's ``app_url`` may have been used)."""
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    with open(tmp_path / "server.log", "wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.port",
-             str(port), "--server.address", "127.0.0.1", "--server.headless", "true"],
-            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + SERVER_START_S
-        while not _healthy(url):
-            assert proc.poll() is None and time.monotonic() < deadline, \
-                (tmp_path / "server.log").read_text()[-3000:]
-            time.sleep(0.2)
+    with streamlit_server() as url:
         yield url
-    finally:
-        _stop(proc)
 
 
 def test_the_first_visit_after_a_server_start_never_shows_the_old_page_list(
