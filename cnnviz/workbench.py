@@ -11,7 +11,7 @@ import functools
 from dataclasses import dataclass
 
 from cnnviz.errors import Problem, ShapeError, SpecError, fmt_shape
-from cnnviz.models import build_meta
+from cnnviz.models import build, build_meta
 from cnnviz.models.arithmetic import output_shape
 from cnnviz.shapes.sizes import SizeReport, spec_sizes
 from cnnviz.shapes.summary import Summary, summarize_until_failure
@@ -25,14 +25,19 @@ class Analysis:
     size: tuple[int, int]
     summary: Summary | None = None
     problems: tuple[Problem, ...] = ()   # the spec cannot be built
-    failure: ShapeError | None = None     # it builds, but does not run at this size
     sizes: SizeReport | None = None       # valid square sizes, from size_report(spec)
     nearest: tuple[int | None, int | None] = (None, None)  # working sizes below / above
-    partial: Summary | None = None        # with failure: the rows up to the failing layer
+    partial: Summary | None = None        # it builds but does not run: the rows up to the
+                                          # failing layer
 
     @property
     def ok(self) -> bool:
         return self.summary is not None
+
+    @property
+    def failure(self) -> ShapeError | None:
+        """Why it does not run at this size (it builds)."""
+        return self.partial.failure if self.partial is not None else None
 
     @property
     def table(self) -> Summary | None:
@@ -65,8 +70,7 @@ def analyse(spec, size: tuple[int, int] | None = None) -> Analysis:
     n = size[0]
     below = max((min(hi, n - 1) for lo, hi in sizes.valid if lo < n), default=None)
     above = min((lo for lo, _ in sizes.valid if lo > n), default=None)
-    return Analysis(spec, size, failure=summary.failure, sizes=sizes, nearest=(below, above),
-                    partial=summary)
+    return Analysis(spec, size, sizes=sizes, nearest=(below, above), partial=summary)
 
 
 def _smallest_buildable_size(spec, exc: SpecError) -> int | None:
@@ -74,7 +78,7 @@ def _smallest_buildable_size(spec, exc: SpecError) -> int | None:
     their convolutions need; binary-search the smallest ``input_size`` that builds."""
     if not any(p.path == "input_size" for p in exc.problems):
         return None
-    return _first_building(spec, spec.input_size + 1, MAX_SIZE)
+    return builds_from(spec)  # it fails at its input_size, so at every smaller one too
 
 
 @functools.lru_cache(maxsize=256)
@@ -91,8 +95,8 @@ def builds_from(spec) -> int | None:
 
 
 def _builds(spec, n: int) -> bool:
-    try:
-        build_meta(dataclasses.replace(spec, input_size=n))
+    try:  # uncached: the search's throwaway sizes must not push used models out of build_meta
+        build(dataclasses.replace(spec, input_size=n), device="meta")
         return True
     except SpecError:
         return False
@@ -216,9 +220,7 @@ def linear_fix(a: Analysis) -> Fix | None:
         if not f.layer.isdigit():
             return None
         index = int(f.layer)
-        fits = features_before(spec, index, a.size)
-        if fits is None:
-            return None
+        (fits,) = a.partial.failing_row.input_shape  # the flat features that reach it
         layers = list(spec.layers)
         layers[index] = dataclasses.replace(layers[index], in_features=fits)
         fixed = dataclasses.replace(spec, layers=tuple(layers))
@@ -232,6 +234,10 @@ def linear_fix(a: Analysis) -> Fix | None:
         label = f"Set input size to {a.size[0]}"
         why = (f"this family sizes its Linear from the input size: at {a.size[0]} it takes "
                "the features that reach it")
-    if not analyse(fixed, a.size).ok:
+    try:
+        build_meta(fixed)
+    except SpecError:
+        return None
+    if summarize_until_failure(fixed, a.size).failure is not None:
         return None
     return Fix(label, why, fixed)

@@ -29,7 +29,6 @@ from cnnviz.specs import custom as L
 
 Stage = tuple[str, tuple]  # (the family's stage name, its custom layers)
 
-_ACTIVATIONS = {"relu": L.ReLU(), "sigmoid": L.Sigmoid(), "gelu": L.GELU()}
 _CONVERTERS: dict[str, Callable[..., list[Stage]]] = {}
 
 
@@ -79,7 +78,7 @@ def _conv_act(out: int, kernel: int, stride: int = 1, padding: int = 0, *, act: 
               batch_norm: bool = False, bias: bool = True) -> list:
     """Conv → [BatchNorm] → activation, as :func:`cnnviz.models.blocks.conv_act` builds it."""
     return [L.Conv(out, kernel, stride, padding, bias=bias),
-            *([L.BatchNorm()] if batch_norm else []), _ACTIVATIONS[act]]
+            *([L.BatchNorm()] if batch_norm else []), L.LAYER_TYPES[act]()]
 
 
 def _stem(spec) -> list:
@@ -98,7 +97,7 @@ def _classifier(spec, before: list, widths: tuple[int, ...], *, batch_norm: bool
     layers: list = [L.Flatten()]
     for width in widths:
         layers += [L.Linear(features, width), *([L.BatchNorm()] if batch_norm else []),
-                   _ACTIVATIONS[spec.activation], *([L.Dropout(spec.dropout)] if spec.dropout
+                   L.LAYER_TYPES[spec.activation](), *([L.Dropout(spec.dropout)] if spec.dropout
                                                     else [])]
         features = width
     return layers + [L.Linear(features, spec.num_classes)]

@@ -67,16 +67,10 @@ class Knob:
         return dataclasses.field(default=default, metadata={"knob": self})
 
 
-def knob(default: Any = dataclasses.MISSING, *, doc: str, label: str = "",
-         min: float | None = None, max: float | None = None, gt: float | None = None,
-         lt: float | None = None, choices: tuple[str, ...] | None = None,
-         nonempty: bool = False, max_items: int = 32, item: Knob | None = None,
-         parts: tuple[Knob, ...] = (), slider: tuple[float, float] | None = None,
-         box_max: int = 4096, count: tuple[int, int] | None = None) -> Any:
-    """A spec field and its :class:`Knob` (see there for what each argument means)."""
-    return Knob(doc=doc, label=label, min=min, max=max, gt=gt, lt=lt, choices=choices,
-                nonempty=nonempty, max_items=max_items, item=item, parts=parts, slider=slider,
-                box_max=box_max, count=count).field(default)
+def knob(default: Any = dataclasses.MISSING, **described: Any) -> Any:
+    """A spec field and its :class:`Knob`: ``described`` are Knob's fields (``doc`` is
+    required; an unknown name is a TypeError)."""
+    return Knob(**described).field(default)
 
 
 def knob_of(f: dataclasses.Field) -> Knob:

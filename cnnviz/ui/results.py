@@ -10,10 +10,9 @@ from cnnviz.codegen import pytorch_source
 from cnnviz.errors import SpecError, fmt_shape
 from cnnviz.figures import shape_flow_figure
 from cnnviz.specs import spec_from_json, spec_to_json
-from cnnviz.ui.sidebar import shown_sizes
-from cnnviz.ui.state import pin, pinned, preset_name, replace_spec, unpin
-from cnnviz.workbench import (Analysis, analyse, compare, describe_sizes, human, human_bytes,
-                              layer_label, linear_fix)
+from cnnviz.ui.state import nearest_sizes, pin, pinned, preset_name, replace_spec, unpin
+from cnnviz.workbench import (Analysis, analyse, compare, human, human_bytes, layer_label,
+                              linear_fix, stage_shapes)
 
 FAILED_ROW_STYLE = "background-color: #fde0e0; color: #a50e0e"  # the layer that cannot run
 ROW_HEIGHT = 35  # px, Streamlit's default
@@ -43,8 +42,7 @@ def show_status(a: Analysis) -> None:
         _use_size_buttons(spec, a.nearest, "problems")
     elif a.failure is not None:
         f = a.failure
-        near = " or ".join(str(n) for n in a.nearest if n is not None) or \
-            describe_sizes(shown_sizes(spec))
+        near = nearest_sizes(a)
         st.error(f"**Does not run at {a.size[0]}×{a.size[1]}.** "
                  f"{layer_label(f.layer, f.layer_type)}: {f.reason}.\n\n"
                  f"Nearest sizes that work: **{near}**.")
@@ -77,7 +75,7 @@ def card_shapes(a: Analysis) -> dict[str, str]:
     s = a.table
     if s is None:
         return {}
-    shapes = {r.name: fmt_shape(r.output_shape) for r in s.rows if r.depth == 1}
+    shapes = stage_shapes(s)
     f = a.failure
     if f is not None:
         top = f.layer.split(".")[0]

@@ -4,19 +4,11 @@ from __future__ import annotations
 import streamlit as st
 
 from cnnviz.presets import PRESETS
-from cnnviz.ui.state import current_spec, preset_name, replace_spec, take_notice, widget_key
-from cnnviz.shapes.sizes import SizeReport
-from cnnviz.workbench import analyse, describe_sizes, size_report
+from cnnviz.ui.state import (current_spec, preset_name, replace_spec, shown_sizes, take_notice,
+                             widget_key)
+from cnnviz.workbench import analyse, describe_sizes
 
 EDITED = "(edited network)"
-# The range of sizes the learner grew to on Input size, with the network it was grown for.
-SIZE_RANGE = "sizes.range"
-
-
-def shown_sizes(spec) -> SizeReport:
-    """The one report of valid sizes that Input size and the sidebar both show."""
-    held = st.session_state.get(SIZE_RANGE)
-    return size_report(spec, held[1] if held and held[0] == spec else None)
 
 
 def _switch_preset(key: str) -> None:

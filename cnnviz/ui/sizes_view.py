@@ -8,7 +8,7 @@ from cnnviz.figures import size_line_figure
 from cnnviz.models import build_meta
 from cnnviz.shapes.sizes import SizeReport, advice, range_choices
 from cnnviz.shapes.summary import summarize
-from cnnviz.ui.sidebar import SIZE_RANGE, shown_sizes
+from cnnviz.ui.state import SIZE_RANGE, shown_sizes
 from cnnviz.ui.state import widget_key
 from cnnviz.workbench import builds_from, describe_sizes, layer_label, size_report
 
@@ -71,8 +71,11 @@ def show_diagnosis(spec, report: SizeReport) -> None:
 
 def show_building_and_running(spec, report: SizeReport) -> None:
     """Why Build can build a network at sizes where it then does not run."""
-    above, start = report.above_max, builds_from(spec)
-    if start is None or above is None or above.layer_type != "Linear" or not report.valid:
+    above = report.above_max
+    if above is None or above.layer_type != "Linear" or not report.valid:
+        return
+    start = builds_from(spec)  # a binary search of builds: only where the text needs it
+    if start is None:
         return
     features = build_meta(spec).get_submodule(above.layer).in_features
     st.info(f"**Building is not running.** {spec.title} sizes its first Linear from "

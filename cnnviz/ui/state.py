@@ -17,7 +17,9 @@ import streamlit as st
 
 from cnnviz.errors import SpecError
 from cnnviz.presets import PRESETS
+from cnnviz.shapes.sizes import SizeReport
 from cnnviz.specs.url import spec_from_token, spec_to_token
+from cnnviz.workbench import Analysis, describe_sizes, size_report
 
 DEFAULT_PRESET = "lenet"
 _SPEC, _VERSION, _PINNED, _NOTICE = "cnnviz.spec", "cnnviz.version", "cnnviz.pinned", "cnnviz.notice"
@@ -105,3 +107,20 @@ def pin(spec) -> None:
 
 def unpin() -> None:
     st.session_state.pop(_PINNED, None)
+
+
+# The range of sizes the learner grew to on Input size, with the network it was grown for.
+SIZE_RANGE = "sizes.range"
+
+
+def shown_sizes(spec) -> SizeReport:
+    """The one report of valid sizes that every page shows (Input size, the sidebar, and
+    Build and Train when no size near a failing one works)."""
+    held = st.session_state.get(SIZE_RANGE)
+    return size_report(spec, held[1] if held and held[0] == spec else None)
+
+
+def nearest_sizes(a: Analysis) -> str:
+    """The sizes that work nearest to the one that failed, or the valid sizes in words."""
+    return " or ".join(str(n) for n in a.nearest if n is not None) or \
+        describe_sizes(shown_sizes(a.spec))

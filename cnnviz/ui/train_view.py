@@ -20,9 +20,8 @@ from cnnviz.training.engine import estimate_seconds
 from cnnviz.training.job import (FinishedRun, TrainingJob, app_threads, format_seconds,
                                  import_loaders)
 from cnnviz.ui import train_results
-from cnnviz.ui.sidebar import shown_sizes
-from cnnviz.ui.state import current_spec, preset_name, sync_url
-from cnnviz.workbench import analyse, describe_sizes
+from cnnviz.ui.state import current_spec, nearest_sizes, preset_name, sync_url
+from cnnviz.workbench import analyse
 
 import_loaders()  # once per process, when the Train page first opens
 
@@ -209,8 +208,7 @@ def _problems(spec, config: TrainConfig) -> list[str]:
     at_size = analyse(spec, (config.size, config.size))
     if not at_size.ok and at_size.failure is not None:
         f = at_size.failure
-        near = " or ".join(str(n) for n in at_size.nearest if n is not None) or \
-            describe_sizes(shown_sizes(spec))
+        near = nearest_sizes(at_size)
         problems.append(f"The network does not run at input size {config.size}: "
                         f"{f.layer_type} `{f.layer}` — {f.reason}. Sizes that work nearby: "
                         f"{near}.")
