@@ -367,3 +367,28 @@ def test_metrics_csv_has_a_row_per_point_per_run():
         [("1", "0.5", ""), ("1", "1.0", "0.55"), ("2", "0.25", "")]
     assert rows[2]["dataset"] == "mnist" and rows[2]["state"] == "stopped"
     assert float(rows[1]["train_loss"]) == 1.5
+
+
+def test_a_live_run_redraws_its_curves_every_few_seconds_not_every_poll(monkeypatch):
+    """A poll between redraws sends the figure it sent before, which the browser keeps:
+    redrawing the curves is most of what a poll costs the browser (and the training)."""
+    from types import SimpleNamespace
+
+    from cnnviz.ui import train_view
+
+    state, clock = {}, [100.0]
+    monkeypatch.setattr(train_view.st, "session_state", state)
+    monkeypatch.setattr(train_view.time, "monotonic", lambda: clock[0])
+    points = [Point(0.25, 2.0, 0.2, None, 1000.0, 0.1, 0.1)]
+    job = SimpleNamespace(number=1, label="lenet", points=lambda: list(points))
+    first = train_view._curves_figure(job)
+    points.append(Point(0.5, 1.5, 0.4, None, 1000.0, 0.2, 0.2))
+    clock[0] += train_view.CURVE_SECONDS / 2
+    assert train_view._curves_figure(job) is first  # a poll in between: the same figure
+    clock[0] += train_view.CURVE_SECONDS
+    later = train_view._curves_figure(job)
+    assert later is not first and len(later.data[0].x) == 2
+    state[train_view.HISTORY] = []
+    state[train_view.COMPARE] = ["#0 an earlier run"]  # the learner changed the runs shown
+    assert train_view._curves_figure(job) is not later
+    assert train_view._curves_figure(None) is not later and state[train_view.LIVE_CURVES] is None

@@ -38,7 +38,10 @@ def prepare(images: torch.Tensor, *, channels: int, size: int, augment: bool = F
 
     ``augment`` crops at random; ``flip`` adds a random horizontal flip, which only a data set
     whose labels survive a mirror should ask for (its registry entry's ``flips``)."""
-    x = images.to(dtype) / 255.0
+    # One layout, whatever the strides of the data set's tensors: a grey (B, 1, h, w) slice can
+    # have channels-last strides, which ran the whole network channels-last by accident.
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    x = images.to(dtype, memory_format=layout) / 255.0
     if x.shape[1] != channels:  # grey for a colour network is repeated; colour is averaged
         grey = x if x.shape[1] == 1 else x.mean(dim=1, keepdim=True)
         x = grey if channels == 1 else grey.expand(-1, channels, -1, -1)
@@ -47,9 +50,7 @@ def prepare(images: torch.Tensor, *, channels: int, size: int, augment: bool = F
                           antialias=size < x.shape[-1])
     if augment:
         x = random_crop_flip(x, generator=generator, flip=flip)
-    if channels_last:
-        x = x.contiguous(memory_format=torch.channels_last)
-    return x
+    return x.contiguous(memory_format=layout)
 
 
 def random_crop_flip(x: torch.Tensor, padding: int | None = None,

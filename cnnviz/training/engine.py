@@ -229,7 +229,7 @@ class TrainingRun:
         cfg, spec = self.config, self.spec
         torch.manual_seed(cfg.seed)
         generator = torch.Generator().manual_seed(cfg.seed)
-        model = self.model = make_model(spec, device)
+        model = self.model = make_model(spec, device, cfg.size)
         train = DeviceImages(data.train_images, data.train_labels, device)
         test = DeviceImages(data.test_images, data.test_labels, device)
         if len(train) == 0:
@@ -389,7 +389,7 @@ def _estimate(spec, config: TrainConfig, steps: int) -> float:
     info = dataset_info(cfg.dataset)
     train_examples, test_examples = info.split_sizes(cfg.limit)
     device = resolve_device(cfg.device)
-    model = make_model(spec, device)
+    model = make_model(spec, device, cfg.size)
     plan = plan_batches(train_examples, cfg.batch_size)
     batch = max(plan.batch_size, 2)  # timing a batch of one would break BatchNorm
     warm_up = 2

@@ -57,16 +57,27 @@ def import_loaders() -> None:
     import torchvision.datasets  # noqa: F401
 
 
+# A watched job trains once its page has been drawn in the server (PAGE_WAIT at most) and
+# BROWSER_SECONDS later, when the browser has drawn it too: on 2 cores, training beside the
+# browser's drawing made a 10-epoch LeNet's first steps ten times slower (docs/benchmarks.md).
+PAGE_WAIT = 5.0
+BROWSER_SECONDS = 0.2
+
+
 class TrainingJob:
     """Handle for one run: ``start``, ``stop``, ``state``, ``points()``, ``progress``...
 
     ``callbacks`` go to the :class:`~cnnviz.training.engine.TrainingRun` (see the engine's
     callback protocol); a job whose data set does not load makes no run and calls none.
     ``threads``: torch's intra-op threads for the run, :func:`app_threads` unless given.
+    ``watched``: a page draws itself after starting the job; training (not the data's load)
+    waits until it calls :meth:`page_drawn`, so the page's drawing does not take the first
+    second of a short run's cores (at most ``PAGE_WAIT`` seconds).
     """
 
     def __init__(self, number: int, label: str, spec, config: TrainConfig,
-                 callbacks: Iterable[Callback] = (), threads: int | None = None):
+                 callbacks: Iterable[Callback] = (), threads: int | None = None,
+                 watched: bool = False):
         self.threads = threads or app_threads()
         self.number, self.label, self.spec = number, label, spec
         self.config = config.resolved(spec)  # raises TrainingError before any thread starts
@@ -78,6 +89,10 @@ class TrainingJob:
         self._state = "created"
         self._message = ""
         self._stop = threading.Event()
+        self.watched = watched
+        self._drawn = threading.Event()
+        if not watched:
+            self._drawn.set()
         self._thread: threading.Thread | None = None
         self.created_at = time.monotonic()
 
@@ -93,6 +108,10 @@ class TrainingJob:
         run = self.run
         if run is not None:
             run.stop()
+
+    def page_drawn(self) -> None:
+        """The page that started the job has drawn itself: training may take the cores."""
+        self._drawn.set()
 
     def join(self, timeout: float | None = None) -> bool:
         if self._thread is not None:
@@ -114,6 +133,11 @@ class TrainingJob:
             return
         if self._stop.is_set():
             self._state, self._message = "stopped", "stopped while loading the data"
+            return
+        if self.watched and self._drawn.wait(PAGE_WAIT):
+            time.sleep(BROWSER_SECONDS)
+        if self._stop.is_set():
+            self._state, self._message = "stopped", "stopped before training began"
             return
         run = TrainingRun(self.spec, cfg, dataset=data, callbacks=self.callbacks,
                           threads=self.threads)
