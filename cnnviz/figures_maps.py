@@ -456,3 +456,21 @@ def prediction_figure(top: Sequence[tuple[str, float]], height: int | None = Non
     fig.update_layout(height=height or 80 + 32 * max(len(names), 1),
                       margin={"l": 10, "r": 10, "t": 10, "b": 10}, bargap=0.25)
     return fig
+
+
+MAX_FEATURES = 1024  # a vector longer than this shows its first MAX_FEATURES values
+
+
+def vector_figure(values, title: str, height: int = 300) -> go.Figure:
+    """A layer's output that is a vector (after Flatten or a Linear layer): one bar per
+    feature, the first ``MAX_FEATURES`` of them, signed values blue below 0 and red above."""
+    flat = np.asarray(values, dtype=np.float32).reshape(-1)
+    shown = flat[:MAX_FEATURES]
+    colours = np.where(shown < 0, "#2166ac", "#b2182b")
+    fig = go.Figure(go.Bar(x=np.arange(len(shown)), y=shown, marker={"color": colours},
+                           hovertemplate="feature %{x}: %{y:.4g}<extra></extra>"))
+    more = f" (the first {MAX_FEATURES:,} of {len(flat):,})" if len(flat) > MAX_FEATURES else ""
+    fig.update_layout(title={"text": title + more}, height=height, bargap=0,
+                      margin={"l": 10, "r": 10, "t": 40, "b": 10})
+    fig.update_xaxes(title_text="feature")
+    return fig

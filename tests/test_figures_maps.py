@@ -230,3 +230,13 @@ def test_prediction_bars_are_percentages_top_first():
     assert list(bars.y) == ["7", "1", "9", "4", "2"]
     assert list(bars.x) == pytest.approx([90, 5, 3, 1.5, 0.5])
     assert bars.text[0] == "90.0 %" and fig.layout.yaxis.autorange == "reversed"
+
+
+def test_a_vector_is_one_bar_per_feature_up_to_the_limit():
+    from cnnviz.figures_maps import MAX_FEATURES, vector_figure
+    short = vector_figure(torch.tensor([-1.0, 0.5, 2.0]), "fc")
+    assert list(short.data[0].y) == [-1.0, 0.5, 2.0]
+    assert list(short.data[0].marker.color) == ["#2166ac", "#b2182b", "#b2182b"]
+    long = vector_figure(torch.arange(MAX_FEATURES + 10, dtype=torch.float32), "flat")
+    assert len(long.data[0].y) == MAX_FEATURES and f"of {MAX_FEATURES + 10:,}" in \
+        long.layout.title.text

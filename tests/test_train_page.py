@@ -250,8 +250,10 @@ def test_a_short_run_shows_curves_results_history_and_weights():
     assert not at.button(key="train.start").disabled and at.button(key="train.stop").disabled
     trained = at.session_state["cnnviz.trained_model"]
     assert trained["spec"] == PRESETS["lenet-bn"].spec and trained["label"] == history.title
-    # No page inspects the trained model yet: the page promises none.
+    # The page names the page that inspects the model, and promises nothing vaguer.
     assert not any("other page" in text for text in page_texts(at))
+    assert any("**Feature maps** shows what this model's layers compute" in c.value
+               for c in at.caption)
     assert any("download them to keep them" in c.value for c in at.caption)
 
     # the run's own weights load back into the network; garbage and another network's do not

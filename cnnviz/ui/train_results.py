@@ -12,8 +12,8 @@ from cnnviz.training.datasets import DATASETS
 from cnnviz.training.job import FinishedRun, format_seconds, metrics_csv
 
 RESULTS_OF = "train.results_of"
-# {"spec", "model", "label", "dataset"}: the session's latest trained or loaded model, kept
-# for the pages that will inspect it (feature maps, BatchNorm); no page reads it yet.
+# {"spec", "model", "label", "dataset"}: the session's latest trained or loaded model, which
+# the Feature maps page offers beside the run history.
 TRAINED_MODEL = "cnnviz.trained_model"
 UPLOAD, UPLOAD_RESULT = "train.upload", "train.upload.result"
 MAX_WEIGHTS_MB = 500  # the app's upload limit is 1 MB (a spec); weights are bigger
@@ -129,8 +129,9 @@ def _show_results(run: FinishedRun) -> None:
                          icon=":material/download:",
                          help="the model's state_dict: torch.load(path, weights_only=True), "
                               "then load_state_dict, or load it back below")
-    right.caption("The weights live only in this browser session: download them to keep "
-                  "them, and load them back under **Load weights**.")
+    right.caption("**Feature maps** shows what this model's layers compute on a picture. The "
+                  "weights live only in this browser session: download them to keep them, and "
+                  "load them back under **Load weights**.")
 
 
 def show_upload(spec, name: str) -> None:

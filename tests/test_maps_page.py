@@ -1,0 +1,159 @@
+"""The Feature maps page through ``streamlit_app.py`` with AppTest: every preset, untrained and
+trained, every picture source, bad uploads, and the controls that only redraw."""
+from __future__ import annotations
+
+import dataclasses
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from cnnviz.models import build
+from cnnviz.presets import PRESETS
+from cnnviz.training.checkpoint import state_dict_bytes
+from tests.test_pages import routed_as_served  # noqa: F401 (autouse: reruns as served)
+from tests.test_train_page import APP, offline, run_to_end, settings, start  # noqa: F401
+
+PAGE = "pages/maps.py"
+
+
+def open_maps(preset: str = "lenet") -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.query_params["preset"] = preset
+    at.run()
+    at.switch_page(PAGE).run()
+    assert_ok(at)
+    return at
+
+
+def assert_ok(at: AppTest) -> None:
+    assert not at.exception, [e.message for e in at.exception]
+    assert at.title[0].value == "Feature maps"
+
+
+def charts(at: AppTest) -> set[str]:
+    return {c.proto.id.rsplit("-", 1)[-1] for c in at.get("plotly_chart")}
+
+
+def errors(at: AppTest) -> list[str]:
+    return [e.value for e in at.main.error]
+
+
+def png(array: np.ndarray, mode: str | None = None) -> bytes:
+    out = io.BytesIO()
+    Image.fromarray(array, mode).save(out, format="PNG")
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_every_preset_shows_its_maps_untrained(preset):
+    at = open_maps(preset)
+    assert not errors(at)
+    assert {"maps.picture", "maps.input", "maps.prediction", "maps.grid", "maps.large",
+            "maps.rf.picture", "maps.cam"} <= charts(at)
+    assert at.radio(key="maps.model").value.startswith("freshly initialised")
+    assert any("untrained" in w.value for w in at.warning)  # Grad-CAM says what it is worth
+    layer = at.selectbox(key="maps.layer").value
+    assert layer.split(" › ")[1].split(" · ")[1] == "Conv2d"  # opens on the first convolution
+    assert "maps.kernels" in charts(at)
+    blocks = {"resnet": "maps.residual", "densenet": "maps.dense", "googlenet": "maps.inception"}
+    for family, chart in blocks.items():
+        if preset.startswith(family):
+            assert chart in charts(at)
+
+
+def test_every_picture_source_and_a_refused_upload():
+    at = open_maps("resnet18")
+    digit_label = at.selectbox(key="maps.digit.class")
+    digit_label.select("7").run()
+    assert_ok(at)
+    assert any("label 7" in m.value for m in at.markdown) or \
+        any("label is **7**" in c.value for c in at.caption)
+    at.radio(key="maps.source").set_value("Photo").run()
+    assert_ok(at)
+    for name in at.selectbox(key="maps.photo").options:
+        at.selectbox(key="maps.photo").select(name).run()
+        assert_ok(at)
+        assert not errors(at) and "maps.grid" in charts(at)
+    steps = " ".join(m.value for m in at.markdown)
+    assert "centre-cropped" in steps and "grey" in steps  # 3-channel photo, 1-channel network
+    at.radio(key="maps.source").set_value("Upload").run()
+    assert_ok(at)
+    colour = (np.arange(64 * 48 * 3) % 251).astype(np.uint8).reshape(48, 64, 3)
+    at.file_uploader(key="maps.upload").set_value(("cat.png", png(colour), "image/png")).run()
+    assert_ok(at)
+    assert not errors(at) and "maps.grid" in charts(at)
+    for name, data in (("notes.png", b"just some text"), ("empty.png", b""),
+                       ("half.png", png(colour)[:200])):
+        at.file_uploader(key="maps.upload").set_value((name, data, "image/png")).run()
+        assert_ok(at)
+        [message] = errors(at)
+        assert "\n" not in message and "Traceback" not in message
+        assert "maps.grid" not in charts(at)
+
+
+def test_layer_channel_scope_order_and_pages_redraw_without_errors():
+    at = open_maps("resnet18")
+    labels = at.selectbox(key="maps.layer").options
+    wide = next(label for label in labels if label.split(" · ")[-1].startswith("512×"))
+    at.selectbox(key="maps.layer").select(wide).run()
+    assert_ok(at)
+    key = next(k.key for k in at.number_input if k.key and k.key.startswith("maps.page."))
+    assert at.number_input(key=key).max == 8  # 512 channels, 64 a page
+    at.number_input(key=key).set_value(8).run()
+    assert_ok(at)
+    for scope in ("per layer", "global", "per map"):
+        at.radio(key="maps.scope").set_value(scope).run()
+        assert_ok(at)
+    at.radio(key="maps.order").set_value("strongest first").run()
+    assert_ok(at)
+    channel = next(s for s in at.selectbox if s.key and s.key.startswith("maps.channel."))
+    channel.select(channel.options[-1]).run()
+    assert_ok(at)
+    assert not errors(at) and {"maps.grid", "maps.large"} <= charts(at)
+    flat = next(label for label in labels if " · Linear · " in label)
+    at.selectbox(key="maps.layer").select(flat).run()
+    assert_ok(at)
+    assert "maps.vector" in charts(at) and "maps.grid" not in charts(at)
+
+
+def test_a_trained_run_and_uploaded_weights_are_models_to_inspect():
+    at = open_maps("lenet-bn")
+    at.switch_page("pages/train.py").run()
+    settings(at, epochs=1, limit=300)
+    start(at)
+    run_to_end(at)
+    at.switch_page(PAGE).run()
+    assert_ok(at)
+    chosen = at.radio(key="maps.model").value
+    assert chosen.startswith("trained: #1 lenet-bn")
+    assert not any("untrained" in w.value for w in at.warning)
+    assert {"maps.grid", "maps.cam", "maps.prediction"} <= charts(at)
+    # weights of another network are refused; the network's own are taken
+    at.radio(key="maps.model").set_value("upload weights (.pt)").run()
+    assert_ok(at)
+    at.file_uploader(key="maps.weights").set_value(
+        ("lenet.pt", state_dict_bytes(build(PRESETS["lenet"].spec)), "application/octet-stream"))
+    at.run()
+    assert_ok(at)
+    [message] = errors(at)
+    assert "lenet.pt was not loaded" in message and "different network" in message
+    at.file_uploader(key="maps.weights").set_value(
+        ("mine.pt", state_dict_bytes(build(PRESETS["lenet-bn"].spec)),
+         "application/octet-stream"))
+    at.run()
+    assert_ok(at)
+    assert at.radio(key="maps.model").value == "uploaded: mine.pt"
+    assert "maps.grid" in charts(at)
+
+
+def test_a_network_that_does_not_run_says_so_instead_of_maps():
+    at = open_maps("lenet")
+    # an input too small for LeNet's layers, as the sidebar's input size can make it
+    at.session_state["cnnviz.spec"] = dataclasses.replace(PRESETS["lenet"].spec, input_size=8)
+    at.run()
+    assert_ok(at)
+    [message] = errors(at)
+    assert "Build" in message and "maps.grid" not in charts(at)
