@@ -58,13 +58,20 @@ def channels_last(device: torch.device, size: int) -> bool:
     return device.type == "cuda" or size >= CPU_CHANNELS_LAST_FROM
 
 
+# cuDNN's autotuning (``cudnn.benchmark``) times every algorithm for every new input shape of
+# every convolution. A run here has four shapes per layer (the training batch, the last smaller
+# one, the test batches): on an H200 the tuning took most of a short run (GoogLeNet at 96, one
+# epoch of the digits: 13.3 s), so runs keep cuDNN's own choice (docs/benchmarks.md).
+CUDNN_BENCHMARK = False
+
+
 def make_model(spec, device: torch.device, size: int | None = None) -> nn.Module:
     """The spec's network on ``device`` in the layout :func:`channels_last` picks for input
-    ``size`` (the spec's own unless given); on CUDA with cuDNN left to pick its fastest
-    kernels (every step has the same shapes)."""
+    ``size`` (the spec's own unless given); on CUDA with cuDNN's autotuning as
+    ``CUDNN_BENCHMARK`` says."""
     model = build(spec).to(device)
     if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
+        torch.backends.cudnn.benchmark = CUDNN_BENCHMARK
     if channels_last(device, size or spec.input_size):
         model = model.to(memory_format=torch.channels_last)
     return model
