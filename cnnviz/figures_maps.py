@@ -104,9 +104,11 @@ def _tiles(n: int, columns: int, height: int, width: int) -> tuple[list[tuple[fl
 
 
 def _grid_layout(title: str, total_w: float, total_h: float, height: int | None,
-                 annotations: list[dict], page_px: int = 1000) -> dict:
+                 annotations: list[dict], page_px: int = 780) -> dict:
     """One pair of axes for a grid of ``total_w``×``total_h`` pixels; without a ``height``,
-    the height that fits the grid drawn ``page_px`` wide (or less, to stay readable)."""
+    the height that fits the grid drawn ``page_px`` wide (or less, to stay readable): about
+    the plot area of a wide page's chart at 1400 px, less the colour bar, so no band of empty
+    space is left under the grid."""
     fit = MARGIN["t"] + MARGIN["b"] + page_px * total_h / total_w
     return {
         "title": {"text": title, "x": 0, "xanchor": "left", "font": {"size": 14}},
@@ -405,9 +407,11 @@ def dense_figure(channel_means: Sequence[float], producers: Sequence[tuple[str, 
     fig.update_xaxes(title_text="output channel", range=[-0.5, len(means) - 0.5])
     fig.update_yaxes(title_text="mean activation")
     fig.update_layout(title={"text": title, "x": 0, "xanchor": "left", "font": {"size": 14}},
-                      height=height, margin={"l": 10, "r": 10, "t": 60, "b": 10}, bargap=0,
-                      legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "x": 1,
-                              "xanchor": "right"})
+                      height=height + 40, margin={"l": 10, "r": 10, "t": 60, "b": 10},
+                      bargap=0,
+                      # below the axis: a title with the transition's line reaches the right
+                      legend={"orientation": "h", "yanchor": "top", "y": -0.22, "x": 0,
+                              "xanchor": "left"})
     return fig
 
 

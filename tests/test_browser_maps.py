@@ -102,11 +102,6 @@ def test_resnet18_layers_channels_blocks_and_fields(page, visit):
     expect(main(page).locator('[data-testid="stAlertContentError"]')).to_have_count(0)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="page bug: the Grad-CAM 'Class to explain' selectbox "
-                   "keeps the digit's label '6 (predicted)' after the photo relabels the "
-                   "options 'class 6 (predicted)'; the next rerun gets the string and "
-                   "int(target) raises ValueError")
 def test_another_layer_after_switching_to_a_photo(page, visit):
     visit("/maps?preset=resnet18")
     choose_photo(page)

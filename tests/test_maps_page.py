@@ -157,3 +157,22 @@ def test_a_network_that_does_not_run_says_so_instead_of_maps():
     assert_ok(at)
     [message] = errors(at)
     assert "Build" in message and "maps.grid" not in charts(at)
+
+
+def test_the_class_to_explain_survives_a_new_picture_and_the_block_follows_the_layer():
+    at = open_maps("resnet18")
+    at.radio(key="maps.source").set_value("Photo").run()  # no class names: "class i"
+    assert_ok(at)
+    labels = at.selectbox(key="maps.layer").options
+    b5 = next(label for label in labels if label.split(" › ")[1].startswith("b5.1.act "))
+    at.selectbox(key="maps.layer").select(b5).run()  # the rerun that raised before the fix
+    assert_ok(at)
+    assert at.selectbox(key="maps.block").value == "b5.1 (residual)"
+    assert at.selectbox(key="maps.cam.class.plain").value.startswith("class ")
+    at.radio(key="maps.source").set_value("Digits test image").run()
+    assert_ok(at)
+    b3 = next(label for label in labels if label.split(" › ")[1].startswith("b3.0.body.conv1 "))
+    at.selectbox(key="maps.layer").select(b3).run()
+    assert_ok(at)
+    assert at.selectbox(key="maps.block").value == "b3.0 (residual)"
+    assert at.selectbox(key="maps.cam.class.named").value in [str(d) for d in range(10)]

@@ -314,8 +314,10 @@ def _show_inside(model, cap: Capture, layer: Layer) -> None:
     around = [o for o in around if o[1]]
     key = KEY + "block"
     labels = [f"{path} ({kind})" for kind, path in options]
-    if st.session_state.get(key) not in labels:
+    follows = st.session_state.get(KEY + "block.for") != layer.key and around
+    if st.session_state.get(key) not in labels or follows:  # the block around a new layer
         st.session_state[key] = labels[options.index(around[0])] if around else labels[0]
+    st.session_state[KEY + "block.for"] = layer.key
     kind, path = options[labels.index(st.selectbox("Block", labels, key=key))]
     st.markdown(BOOK_WORDS[kind])
     if kind == "residual":
@@ -390,12 +392,18 @@ def _show_grad_cam(model, model_key: str, picture: Picture, x, cap: Capture, cla
                    "**Train** and pick the run as the model.")
     names = classes if classes and len(classes) == cap.logits.numel() else None
     predicted = int(cap.logits.argmax())
-    options = list(range(cap.logits.numel()))
-    label = (lambda i: names[i]) if names else (lambda i: f"class {i}")
-    target = st.selectbox("Class to explain", options, index=predicted, key=KEY + "cam.class",
-                          format_func=lambda i: f"{label(i)}" + (" (predicted)" if i == predicted
-                                                                  else ""))
-    cam, where = _cam(model_key, picture.fingerprint, int(target), _model=model, _x=x)
+    labels = list(names) if names else [f"class {i}" for i in range(cap.logits.numel())]
+    # Plain labels as the options, one widget per naming: a label that changed with the
+    # picture (a "predicted" mark, digit names against "class i") came back as a stale string.
+    key = KEY + ("cam.class.named" if names else "cam.class.plain")
+    if st.session_state.get(KEY + "cam.for") != (model_key, picture.fingerprint):
+        st.session_state[KEY + "cam.for"] = (model_key, picture.fingerprint)
+        st.session_state[key] = labels[predicted]  # a new picture or model: its prediction
+    chosen = st.selectbox("Class to explain", labels, key=key,
+                          help=f"the network predicts {labels[predicted]}")
+    target = labels.index(chosen)
+    label = labels.__getitem__
+    cam, where = _cam(model_key, picture.fingerprint, target, _model=model, _x=x)
     overlay = gradcam.upsample(cam, x.shape[-1])
     st.plotly_chart(fm.picture_figure(as_display(x), f"Grad-CAM for {label(target)} on {where}",
                                       overlay=overlay.numpy()), key=KEY + "cam")
