@@ -11,7 +11,10 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from cnnviz.models import build
-from cnnviz.presets import PRESETS
+from cnnviz.presets import BOOK_PRESETS, PRESETS
+from cnnviz.training.config import TrainConfig
+from cnnviz.training.job import FinishedRun, TrainingJob
+from cnnviz.ui.train_view import HISTORY
 from cnnviz.training.checkpoint import state_dict_bytes
 from tests.test_pages import routed_as_served  # noqa: F401 (autouse: reruns as served)
 from tests.test_train_page import APP, offline, run_to_end, settings, start  # noqa: F401
@@ -176,3 +179,23 @@ def test_the_class_to_explain_survives_a_new_picture_and_the_block_follows_the_l
     assert_ok(at)
     assert at.selectbox(key="maps.block").value == "b3.0 (residual)"
     assert at.selectbox(key="maps.cam.class.named").value in [str(d) for d in range(10)]
+
+
+@pytest.mark.parametrize("preset", sorted(BOOK_PRESETS))
+def test_every_book_preset_after_a_short_training_run(preset):
+    """A real (tiny) run of each book network at its book size, as the Train page keeps it."""
+    spec = PRESETS[preset].spec
+    config = TrainConfig(dataset="digits", epochs=1, batch_size=8, size=spec.input_size,
+                         limit=16, device="cpu")
+    job = TrainingJob(1, f"{preset} · tiny", spec, config).start()
+    assert job.join(300) and job.state == "finished", job.message
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.query_params["preset"] = preset
+    at.run()
+    at.session_state[HISTORY] = [FinishedRun.of(job)]
+    at.switch_page(PAGE).run()
+    assert_ok(at)
+    assert at.radio(key="maps.model").value == f"trained: {FinishedRun.of(job).title}"
+    assert not any("untrained" in w.value for w in at.warning)
+    assert {"maps.grid", "maps.cam", "maps.rf.picture", "maps.prediction"} <= charts(at)
+    assert any("Trained on Digits" in c.value for c in at.caption)
