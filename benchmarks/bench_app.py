@@ -66,8 +66,10 @@ def page_rerun(preset: str, page: str, repeats: int, tab: str | None = None) -> 
     return median_ms(move_knob, repeats)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def start(description: str) -> tuple[int, float]:
+    """Parse ``--repeats``, print the date, machine and command, measure and print the
+    baseline: (repeats, baseline ms). Shared by the page-rerun benchmarks."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--repeats", type=int, default=7)
     args = parser.parse_args()
     base = baseline(args.repeats)
@@ -75,14 +77,19 @@ def main() -> int:
           f"{os.cpu_count()} cores  python: {platform.python_version()}")
     print(f"command: {' '.join([os.path.basename(sys.executable), *sys.argv])}")
     print(f"baseline (one-widget Streamlit page): {base:.0f} ms\n")
+    return args.repeats, base
+
+
+def main() -> int:
+    repeats, base = start(__doc__.splitlines()[0])
     print("| preset | Build, Layers tab (ms) | × baseline | Build, Shape flow tab (ms) "
           "| × baseline | Input size (ms) | × baseline |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     worst = 0.0
     for preset in BOOK_PRESETS:
-        build = page_rerun(preset, "pages/build.py", args.repeats)
-        flow = page_rerun(preset, "pages/build.py", args.repeats, tab="Shape flow")
-        sizes = page_rerun(preset, "pages/sizes.py", args.repeats)
+        build = page_rerun(preset, "pages/build.py", repeats)
+        flow = page_rerun(preset, "pages/build.py", repeats, tab="Shape flow")
+        sizes = page_rerun(preset, "pages/sizes.py", repeats)
         worst = max(worst, build, flow, sizes)
         print(f"| {preset} | {build:.0f} | {build / base:.1f} | {flow:.0f} | {flow / base:.1f} "
               f"| {sizes:.0f} | {sizes / base:.1f} |", flush=True)

@@ -12,10 +12,7 @@ Printed, never asserted. Run from the repository root:
 """
 from __future__ import annotations
 
-import argparse
-import datetime
 import os
-import platform
 import statistics
 import sys
 import time
@@ -26,7 +23,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # benchmarks/
 
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
-from bench_app import baseline  # noqa: E402
+from bench_app import start  # noqa: E402
 from cnnviz.presets import BOOK_PRESETS  # noqa: E402
 
 APP = os.path.join(ROOT, "streamlit_app.py")
@@ -70,20 +67,13 @@ def layer_and_channel(preset: str, repeats: int) -> tuple[float, float, float]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=7)
-    args = parser.parse_args()
-    base = baseline(args.repeats)
-    print(f"date: {datetime.date.today()}  machine: {platform.machine()}, "
-          f"{os.cpu_count()} cores  python: {platform.python_version()}")
-    print(f"command: {' '.join([os.path.basename(sys.executable), *sys.argv])}")
-    print(f"baseline (one-widget Streamlit page): {base:.0f} ms\n")
+    repeats, base = start(__doc__.splitlines()[0])
     print("| preset | first open (ms, runs the network) | another layer (ms) | × baseline "
           "| another channel (ms) | × baseline |")
     print("|---|---:|---:|---:|---:|---:|")
     worst = 0.0
     for preset in BOOK_PRESETS:
-        cold, layer, channel = layer_and_channel(preset, args.repeats)
+        cold, layer, channel = layer_and_channel(preset, repeats)
         worst = max(worst, layer, channel)
         print(f"| {preset} | {cold:.0f} | {layer:.0f} | {layer / base:.1f} | {channel:.0f} | "
               f"{channel / base:.1f} |", flush=True)

@@ -79,11 +79,15 @@ def test_x_plus_f_of_x_is_what_the_residual_block_adds_before_its_relu():
     assert projected == 3  # the first block of b3, b4 and b5
 
 
-def test_a_dense_blocks_colouring_adds_up_to_its_output_channels():
-    spec = PRESETS["densenet"].spec
+def captured_blocks(preset: str, kind: str):
+    """(model, capture, the paths of its ``kind`` blocks) of a fresh preset on a picture."""
+    spec = PRESETS[preset].spec
     model = fresh_model(spec)
-    cap = capture(model, picture(spec))
-    paths = blocks(model)["dense"]
+    return model, capture(model, picture(spec)), blocks(model)[kind]
+
+
+def test_a_dense_blocks_colouring_adds_up_to_its_output_channels():
+    model, cap, paths = captured_blocks("densenet", "dense")
     assert len(paths) == 4
     for path in paths:
         parts = dense_parts(model, cap, path)
@@ -103,10 +107,7 @@ def test_a_dense_blocks_colouring_adds_up_to_its_output_channels():
 
 
 def test_the_inception_paths_concatenate_to_the_blocks_output():
-    spec = PRESETS["googlenet"].spec
-    model = fresh_model(spec)
-    cap = capture(model, picture(spec))
-    paths = blocks(model)["inception"]
+    model, cap, paths = captured_blocks("googlenet", "inception")
     assert len(paths) == 9
     for path in paths:
         parts = inception_parts(model, cap, path)

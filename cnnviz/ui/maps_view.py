@@ -21,7 +21,7 @@ from cnnviz.activations.images import (MAX_UPLOAD_BYTES, ImageError, Picture, as
 from cnnviz import figures_maps as fm
 from cnnviz.errors import CnnvizError
 from cnnviz.training.checkpoint import load_weights
-from cnnviz.ui.state import current_spec, preset_name
+from cnnviz.ui.state import current_spec, network_name
 from cnnviz.ui.train_results import MAX_WEIGHTS_MB, TRAINED_MODEL
 from cnnviz.ui.train_view import HISTORY
 from cnnviz.workbench import analyse
@@ -35,10 +35,6 @@ ORDERS = ("by index", "strongest first")
 SOURCES = ("Digits test image", "Photo", "Upload")
 MAX_UPLOAD_MB = MAX_UPLOAD_BYTES // 2**20
 PICTURE_HEIGHT = 300
-
-
-def network_name(spec) -> str:
-    return preset_name(spec) or f"edited {spec.family}"
 
 
 def show_maps_page() -> None:

@@ -29,6 +29,11 @@ def preset_name(spec) -> str | None:
     return next((name for name, p in PRESETS.items() if p.spec == spec), None)
 
 
+def network_name(spec) -> str:
+    """How a page names the network: its preset, or what it was edited from."""
+    return preset_name(spec) or f"edited {spec.family}"
+
+
 def _from_url():
     params = st.query_params
     if "preset" in params:

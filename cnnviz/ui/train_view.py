@@ -22,7 +22,8 @@ from cnnviz.training.engine import estimate_seconds
 from cnnviz.training.job import (FinishedRun, TrainingJob, app_threads, format_seconds,
                                  import_loaders)
 from cnnviz.ui import train_results
-from cnnviz.ui.state import current_spec, nearest_sizes, preset_name, sync_url
+from cnnviz.ui.state import (current_spec, nearest_sizes, network_name,
+                             sync_url)
 from cnnviz.workbench import analyse
 
 import_loaders()  # once per process, when the Train page first opens
@@ -43,10 +44,6 @@ BUDGET_EPOCHS = 1000  # with a time budget the budget ends the run, not the epoc
 # Estimate without being asked when a batch costs at most this many mult-adds (LeNet-sized):
 # the estimate times real steps, which for AlexNet at 224 on a CPU takes tens of seconds.
 AUTO_ESTIMATE_MULT_ADDS = 3e8
-
-
-def network_name(spec) -> str:
-    return preset_name(spec) or f"edited {spec.family}"
 
 
 def show_train_page() -> None:
