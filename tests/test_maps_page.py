@@ -199,3 +199,17 @@ def test_every_book_preset_after_a_short_training_run(preset):
     assert not any("untrained" in w.value for w in at.warning)
     assert {"maps.grid", "maps.cam", "maps.rf.picture", "maps.prediction"} <= charts(at)
     assert any("Trained on Digits" in c.value for c in at.caption)
+
+
+def test_a_grad_cam_map_that_is_zero_everywhere_is_explained(monkeypatch):
+    """LeNet-BN trained on the digits gives such maps for about a third of the test images."""
+    import streamlit as st
+    import torch
+
+    from cnnviz.activations import gradcam
+
+    st.cache_data.clear()
+    monkeypatch.setattr(gradcam, "grad_cam", lambda model, x, target: (torch.zeros(4, 4), "b2.3"))
+    at = open_maps("lenet-bn")
+    assert any("zero everywhere" in i.value and "b2.3" in i.value for i in at.info)
+    st.cache_data.clear()

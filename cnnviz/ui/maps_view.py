@@ -400,6 +400,11 @@ def _show_grad_cam(model, model_key: str, picture: Picture, x, cap: Capture, cla
     target = labels.index(chosen)
     label = labels.__getitem__
     cam, where = _cam(model_key, picture.fingerprint, target, _model=model, _x=x)
+    if float(cam.max()) == 0:
+        st.info(f"The map is zero everywhere: on this picture the weighted sum of {where}'s "
+                f"channels is negative at every position, so no region adds evidence for "
+                f"{label(target)} (Grad-CAM's ReLU keeps only positive evidence; the network "
+                "may rest its score on channels being weak). Try another class or picture.")
     overlay = gradcam.upsample(cam, x.shape[-1])
     st.plotly_chart(fm.picture_figure(as_display(x), f"Grad-CAM for {label(target)} on {where}",
                                       overlay=overlay.numpy()), key=KEY + "cam")
