@@ -96,7 +96,7 @@ def _tiles(n: int, columns: int, height: int, width: int) -> tuple[list[tuple[fl
                                                                    float, float]:
     """Top-left corners of ``n`` cells of ``height``×``width`` pixels, row by row, with gaps
     wide enough for a two-line caption above each cell; the grid's total width and height."""
-    gap_x, gap_y = max(1.0, 0.1 * width), max(2.0, 0.45 * height)
+    gap_x, gap_y = max(1.0, 0.1 * width), max(3.0, 0.65 * height)  # three caption lines
     rows = math.ceil(n / columns)
     corners = [((i % columns) * (width + gap_x), gap_y + (i // columns) * (height + gap_y))
                for i in range(n)]
@@ -203,7 +203,8 @@ def channel_grid(act, channels: Sequence[int], scope: str, title: str = "",
             y0=y0 + (factor - 1) / 2, dx=factor, dy=factor,
             hovertemplate=f"c{c}<extra></extra>",
             meta={"channel": c, "zmin": low, "zmax": high, "colorscale": colorscale}))
-        captions.append(_caption(x0, y0, f"c{c}<br>mean {_fmt(means[i], decimals)} · "
+        # one value a line: "mean −0.163 · max 0.067" on one line ran into the next caption
+        captions.append(_caption(x0, y0, f"c{c}<br>mean {_fmt(means[i], decimals)}<br>"
                                          f"max {_fmt(peaks[i], decimals)}", width_px))
     if shared is not None:
         scale = f"{scope} scale {shared[0]:.3g} … {shared[1]:.3g}"

@@ -94,7 +94,9 @@ def test_every_picture_source_and_a_refused_upload():
         assert_ok(at)
         [message] = errors(at)
         assert "\n" not in message and "Traceback" not in message
-        assert "maps.grid" not in charts(at)
+        # nothing the learner had is lost: the maps stay, of the last good picture
+        assert message.endswith("The maps below are still of upload cat.png.")
+        assert "maps.grid" in charts(at)
 
 
 def test_layer_channel_scope_order_and_pages_redraw_without_errors():

@@ -16,7 +16,7 @@ from cnnviz.activations import gradcam, receptive_field
 from cnnviz.activations.capture import (Capture, Layer, block_of, blocks, capture, dense_parts,
                                         first_conv, fresh_model, inception_parts, layers,
                                         residual_parts)
-from cnnviz.activations.images import (MAX_UPLOAD_BYTES, ImageError, Picture, as_display,
+from cnnviz.activations.images import (MAX_UPLOAD_BYTES, Picture, as_display,
                                        dataset_images, read_upload, sample_photos, to_network)
 from cnnviz import figures_maps as fm
 from cnnviz.errors import CnnvizError
@@ -157,27 +157,34 @@ def _weights_uploaded(spec) -> None:
 # -- the picture --------------------------------------------------------------------------------
 
 def _picture() -> Picture | None:
+    """The picture picked; while an upload is missing or refused, the last good one (a bad
+    file costs the learner nothing that was on the page)."""
     st.subheader("Picture", anchor=False)
     source = st.radio("Source", SOURCES, key=KEY + "source", horizontal=True,
                       label_visibility="collapsed")
+    last = st.session_state.get(KEY + "last_picture")
+    still = f" The maps below are still of {last.source}." if last is not None else ""
     try:
         if source == "Digits test image":
-            return _digit()
-        if source == "Photo":
+            picture = _digit()
+        elif source == "Photo":
             photos = sample_photos()
             name = st.selectbox("Photo (bundled with scikit-learn)", list(photos),
                                 key=KEY + "photo")
-            return photos[name]
-        upload = st.file_uploader(f"A PNG or JPEG image (at most {MAX_UPLOAD_MB} MB)",
-                                  type=["png", "jpg", "jpeg"], key=KEY + "upload",
-                                  max_upload_size=MAX_UPLOAD_MB)
-        if upload is None:
-            st.info("Upload a picture, or pick a digit or a photo above.")
-            return None
-        return read_upload(upload.name, upload.getvalue())
-    except (ImageError, CnnvizError) as exc:
-        st.error(str(exc))
-        return None
+            picture = photos[name]
+        else:
+            upload = st.file_uploader(f"A PNG or JPEG image (at most {MAX_UPLOAD_MB} MB)",
+                                      type=["png", "jpg", "jpeg"], key=KEY + "upload",
+                                      max_upload_size=MAX_UPLOAD_MB)
+            if upload is None:
+                st.info("Upload a picture, or pick a digit or a photo above." + still)
+                return last
+            picture = read_upload(upload.name, upload.getvalue())
+    except CnnvizError as exc:
+        st.error(str(exc) + still)
+        return last
+    st.session_state[KEY + "last_picture"] = picture
+    return picture
 
 
 def _digit() -> Picture:
