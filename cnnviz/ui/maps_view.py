@@ -28,6 +28,7 @@ from cnnviz.workbench import analyse
 
 KEY = "maps."
 FRESH = "freshly initialised (seed 0, as a training run starts)"
+GO_TO_MAPS = "cnnviz.maps.go"  # another page asked to open Feature maps at a layer
 UPLOADED = "cnnviz.maps.uploaded"  # {"spec", "model", "label", "digest"} of uploaded weights
 PAGE_SIZE = fm.MAX_GRID
 SCOPES = ("per map", "per layer", "global")
@@ -236,8 +237,27 @@ def _display(pixels: torch.Tensor):
 
 # -- one layer ----------------------------------------------------------------------------------
 
+def layer_option(layer: Layer) -> str:
+    """How the layer picker names a layer: its block, then its table label."""
+    return f"{layer.block} › {layer.label}"
+
+
+def open_maps_at(spec, key: str) -> None:
+    """Ask for Feature maps at layer ``key`` (a callback: the layer picker opens on it, and
+    the page that asked switches to Feature maps on its next run)."""
+    layer = next((layer for layer in _layers(repr(spec), spec) if layer.key == key), None)
+    if layer is not None:
+        st.session_state[KEY + "layer"] = layer_option(layer)
+    st.session_state[GO_TO_MAPS] = True
+
+
+def go_to_maps_if_asked() -> None:
+    if st.session_state.pop(GO_TO_MAPS, False):
+        st.switch_page("pages/maps.py")
+
+
 def _pick_layer(table: list[Layer], model) -> Layer:
-    by_label = {f"{layer.block} › {layer.label}": layer for layer in table}
+    by_label = {layer_option(layer): layer for layer in table}
     labels = list(by_label)
     first = first_conv(model)
     default = next((i for i, layer in enumerate(table) if first and layer.key == first[0]), 0)
