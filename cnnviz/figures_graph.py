@@ -34,6 +34,7 @@ NODE_COLOURS = {"input": "#444444", "output": "#444444", "layer": "#1f4e79",
 SELECTED_COLOUR = "#d62728"
 SELECTED_SIZE = 8            # added to the marker's size
 CHANNEL_COLOUR = "#555555"
+FAN = 0.18                   # how far a parallel edge bows out, in layout units
 
 # Above this many nodes (DenseNet-121 or ResNet-18 fully unfolded) the plain layers' labels
 # (BatchNorm, ReLU, pooling glue, the add and cat marks) are left to the hover text: a label
@@ -43,6 +44,7 @@ TRIVIAL = ("BatchNorm", "ReLU", "Dropout", "Flatten", "Identity", "Sigmoid", "ad
 PX_PER_LAYER = 60            # a layer's height when every node is labelled
 PX_PER_LAYER_DENSE = 30      # when only the non-trivial nodes are
 MIN_HEIGHT = 400
+SMALL_SIZE = 7               # a trivial layer's marker when labels are sparse
 MARGIN = {"l": 10, "r": 10, "t": 40, "b": 10}
 
 
@@ -56,12 +58,19 @@ def _hover(node: Node) -> str:
 
 def _text(node: Node, full: bool) -> str:
     if node.kind == "group":
-        return node.key if node.label in ("", node.key) else f"{node.key}: {node.label}"
+        # connections' group labels already start with the path: "b2 · 2 × Residual"
+        return node.label if node.label.startswith(node.key) else f"{node.key} · {node.label}"
     if node.kind in ("add", "cat"):
         return ""  # the symbol says it; the channels into it label its edges
     if not full and node.label.startswith(TRIVIAL):
         return ""
     return node.label
+
+
+def _size(node: Node, full: bool) -> int:
+    if not full and node.kind == "layer" and node.label.startswith(TRIVIAL):
+        return SMALL_SIZE
+    return NODE_SIZES.get(node.kind, 11)
 
 
 def _side(layout: Layout) -> dict[str, str]:
@@ -85,16 +94,21 @@ def _channels(shape: tuple[int, ...] | None) -> int | None:
     return shape[0] if shape else None
 
 
+def _channel_text(shape: tuple[int, ...]) -> str:
+    return f"{shape[0]} ch" if len(shape) > 1 else str(shape[0])  # (F,): features, no "ch"
+
+
 def _channel_labels(graph: Graph, layout: Layout) -> tuple[list[float], list[float], list[str]]:
-    """``"128 ch"`` at the middle of an edge into a ``cat``, of a shortcut into an ``add``,
-    and of an edge whose channel count is not that of the tensors into its source: where the
-    channel count changes, the reader sees it."""
+    """``"128 ch"`` beside the middle of an edge into a ``cat``, of a shortcut into an
+    ``add``, and of the first edge out of a node whose channel count is not that of the
+    tensors into it: where the channel count changes, the reader sees it, once."""
     into: dict[str, set[int]] = {}
     for edge in graph.edges:
         c = _channels(edge.shape)
         if c is not None:
             into.setdefault(edge.target, set()).add(c)
     kinds = {node.key: node.kind for node in graph.nodes}
+    said: set[tuple[str, int]] = set()
     xs: list[float] = []
     ys: list[float] = []
     texts: list[str] = []
@@ -103,12 +117,14 @@ def _channel_labels(graph: Graph, layout: Layout) -> tuple[list[float], list[flo
         if c is None or kinds.get(edge.source) == "input":
             continue
         target = kinds.get(edge.target)
-        changed = edge.source in into and into[edge.source] != {c}
+        changed = (edge.source in into and into[edge.source] != {c}
+                   and (edge.source, c) not in said)
         if target == "cat" or (target == "add" and edge.kind != "main") or changed:
+            said.add((edge.source, c))
             (x0, y0), (x1, y1) = _middle(points)
-            xs.append((x0 + x1) / 2)
+            xs.append((x0 + x1) / 2 + 0.04)  # beside the line, not on it
             ys.append((y0 + y1) / 2)
-            texts.append(f"{c} ch")
+            texts.append(_channel_text(edge.shape))  # type: ignore[arg-type]
     return xs, ys, texts
 
 
@@ -117,10 +133,27 @@ def _middle(points: list[tuple[float, float]]) -> tuple[tuple[float, float], ...
     return points[mid], points[mid + 1]
 
 
+def _fanned(layout: Layout) -> list[tuple[str, list[tuple[float, float]]]]:
+    """Each route with its kind; a second (third…) edge between the same two nodes (a folded
+    stage reached by the main path and by a shortcut) bows out sideways instead of hiding
+    under the first."""
+    seen: dict[tuple[str, str], int] = {}
+    fanned = []
+    for edge, points in layout.routes:
+        n = seen.get((edge.source, edge.target), 0)
+        seen[(edge.source, edge.target)] = n + 1
+        if n and len(points) == 2:
+            (x0, y0), (x1, y1) = points
+            bow = FAN * ((n + 1) // 2) * (1 if n % 2 else -1)
+            points = [points[0], ((x0 + x1) / 2 + bow, (y0 + y1) / 2), points[1]]
+        fanned.append((edge.kind, points))
+    return fanned
+
+
 def _edge_traces(layout: Layout) -> list[go.Scatter]:
     lines: dict[str, tuple[list, list]] = {}
-    for edge, points in layout.routes:
-        xs, ys = lines.setdefault(edge.kind, ([], []))
+    for kind, points in _fanned(layout):
+        xs, ys = lines.setdefault(kind, ([], []))
         xs.extend([x for x, _ in points] + [None])
         ys.extend([y for _, y in points] + [None])
     order = [k for k in EDGE_KINDS if k in lines] + sorted(set(lines) - set(EDGE_KINDS))
@@ -168,12 +201,15 @@ def graph_figure(graph: Graph, layout: Layout, selected: str | None = None,
         textfont={"size": 11 if full else 10, "color": "#222222"},
         hovertext=[_hover(n) for n in nodes], hovertemplate="%{hovertext}<extra></extra>",
         marker={"symbol": [NODE_SYMBOLS.get(n.kind, "circle") for n in nodes],
-                "size": [NODE_SIZES.get(n.kind, 11) + (SELECTED_SIZE if s else 0)
+                "size": [_size(n, full) + (SELECTED_SIZE if s else 0)
                          for n, s in zip(nodes, is_selected)],
                 "color": [SELECTED_COLOUR if s else NODE_COLOURS.get(n.kind, "#1f4e79")
                           for n, s in zip(nodes, is_selected)],
-                "line": {"color": [SELECTED_COLOUR if s else "#1f4e79" for s in is_selected],
-                         "width": [3 if s else 1 for s in is_selected]}}))
+                "line": {"color": [SELECTED_COLOUR if s else NODE_COLOURS["add"]
+                                   if n.kind == "add" else "#1f4e79"
+                                   for n, s in zip(nodes, is_selected)],
+                         "width": [3 if s else 2 if n.kind == "add" else 1
+                                   for n, s in zip(nodes, is_selected)]}}))
     fig.update_layout(
         height=height or figure_height(layout, len(nodes)), margin=MARGIN,
         plot_bgcolor="white", hovermode="closest", dragmode="pan",

@@ -60,7 +60,8 @@ def dense(layers: int = 4) -> Graph:
     x = "b1"
     for i in range(layers):
         inner = [f"b2.layers.{i}.{j}" for j in range(3)]
-        nodes += [_node(k) for k in inner] + [_node(f"cat_{i}", "cat")]
+        labels = ["BatchNorm2d", "ReLU", "Conv2d 3×3 · 32"]
+        nodes += [_node(k, label=t) for k, t in zip(inner, labels)] + [_node(f"cat_{i}", "cat")]
         edges.append((x, inner[0], "main"))
         edges += [(a, b, "main") for a, b in zip(inner, inner[1:])]
         edges += [(inner[-1], f"cat_{i}", "main"), (x, f"cat_{i}", "dense")]
