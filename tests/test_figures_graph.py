@@ -7,8 +7,10 @@ from __future__ import annotations
 import pytest
 
 from cnnviz.figures_graph import EDGE_NAMES, FULL_LABELS_UP_TO, graph_figure
+from cnnviz.graph import connections as connections_module
 from cnnviz.graph.connections import Graph
 from cnnviz.graph.layout import layout
+from cnnviz.presets import PRESETS
 from tests.test_graph_layout import HAND_BUILT, dense, residual
 
 LEGEND = {"main": "main path", "identity": "residual shortcut (identity)",
@@ -121,3 +123,19 @@ def test_large_graphs_keep_labels_only_for_non_trivial_nodes():
     small = _nodes(_figure(dense()))
     kinds = {n.key: n.kind for n in dense().nodes}
     assert all(t for k, t in zip(small.customdata, small.text) if kinds[k] != "cat")
+
+
+connections = getattr(connections_module, "connections", None)
+
+
+@pytest.mark.skipif(connections is None, reason="connections() not there yet")
+@pytest.mark.parametrize("name, opened", [("resnet18", {"b3"}), ("resnet18", {"b3", "b3.0"}),
+                                          ("googlenet", {"b3", "b3.0"}), ("densenet", {"b2"})])
+def test_preset_figures_have_a_legend_entry_per_edge_kind_and_keys_on_nodes(name, opened):
+    graph = connections(PRESETS[name].spec, open=frozenset(opened))
+    fig = _figure(graph, selected=graph.nodes[1].key)
+    assert sorted(t.name for t in _edges(fig)) == sorted(LEGEND[k]
+                                                         for k in {e.kind for e in graph.edges})
+    nodes = _nodes(fig)
+    assert list(nodes.customdata) == [n.key for n in graph.nodes]
+    assert nodes.marker.size[1] == max(nodes.marker.size) or graph.nodes[1].kind == "group"

@@ -8,8 +8,10 @@ import math
 
 import pytest
 
+from cnnviz.graph import connections as connections_module
 from cnnviz.graph.connections import Edge, Graph, Node
 from cnnviz.graph.layout import HGAP, VGAP, Layout, layout
+from cnnviz.presets import PRESETS
 
 MIN_GAP = 0.99 * HGAP
 # A route must stay this far (in layout units) from every node it does not start or end at.
@@ -125,8 +127,9 @@ def check_layout(graph: Graph, lay: Layout) -> None:
         assert ys == sorted(ys) and len(set(ys)) == len(ys), (edge, points)
         # Through every layer it crosses: no segment spans a layer holding a node.
         assert all(b - a == pytest.approx(VGAP) for a, b in zip(ys, ys[1:])), (edge, ys)
+        top, bottom = ys[0], ys[-1]
         for key, p in positions:
-            if key in (edge.source, edge.target):
+            if key in (edge.source, edge.target) or not top <= p[1] <= bottom:
                 continue
             near = min(_segment_distance(p, a, b) for a, b in zip(points, points[1:]))
             assert near >= CLEARANCE, (edge, key, p, points)
@@ -178,3 +181,27 @@ def test_parallel_edges_each_get_a_route():
     lay = layout(graph)
     check_layout(graph, lay)
     assert len(lay.routes) == 3
+
+
+connections = getattr(connections_module, "connections", None)
+needs_connections = pytest.mark.skipif(connections is None, reason="connections() not there yet")
+
+
+@needs_connections
+@pytest.mark.parametrize("name", sorted(PRESETS))
+@pytest.mark.parametrize("depth", [1, None], ids=["stages", "unfolded"])
+def test_every_preset_lays_out_without_overlap(name, depth):
+    graph = connections(PRESETS[name].spec, depth=depth)
+    lay = layout(graph)
+    check_layout(graph, lay)
+    # The main path is one straight column: input and output one above the other.
+    assert lay.positions["input"][0] == lay.positions["output"][0]
+
+
+@needs_connections
+@pytest.mark.parametrize("name, opened", [("resnet18", {"b3", "b3.0"}),
+                                          ("googlenet", {"b3", "b3.0"}),
+                                          ("densenet", {"b2"})])
+def test_opened_blocks_lay_out_without_overlap(name, opened):
+    graph = connections(PRESETS[name].spec, open=frozenset(opened))
+    check_layout(graph, layout(graph))

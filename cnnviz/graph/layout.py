@@ -7,11 +7,12 @@ several layers through one dummy point per layer it crosses. Those dummy points 
 residual shortcut or a dense concatenation beside the main path instead of through its
 nodes: a dummy takes a slot in its layer like a node, at least ``HGAP`` from its neighbours.
 
-Then one post-pass: the spine (the path from input to output with the most ``main`` edges,
-the longest such) is made straight by sliding each layer sideways as a whole, so that its
-spine node (or the spine edge's dummy) sits at x = 0. Sliding a whole layer keeps its order
-and its gaps, so no two nodes come closer than igraph put them, and a skip edge beside the
-spine runs parallel to it.
+Then two post-passes. Where igraph left two slots of a layer closer than ``HGAP`` (it does,
+rarely), they are pushed apart in order. And the spine (the path from input to output with
+the most ``main`` edges, the longest such) is made straight by sliding each layer sideways as
+a whole, so that its spine node (or the spine edge's dummy) sits at x = 0. Sliding a whole
+layer keeps its order and its gaps, so no two nodes come closer than ``HGAP``, and a skip
+edge beside the spine runs parallel to it.
 
 No Streamlit, no Plotly: the figure (``cnnviz.figures_graph``) scales these units to pixels.
 """
@@ -73,6 +74,29 @@ def _spine(n: int, edges: list[tuple[int, int]], kinds: list[str], order: list[i
     return path[::-1]
 
 
+def _spread(coords: list[Point], routing: list[list[Point]]) -> None:
+    """Push apart, in place, the nodes and dummy points of a layer that igraph left closer than
+    ``HGAP`` (it does, on GoogLeNet fully unfolded: two paths' nodes half a gap apart),
+    keeping their left-to-right order."""
+    layers: dict[float, list[tuple[float, int, int]]] = {}
+    for i, (x, y) in enumerate(coords):
+        layers.setdefault(y, []).append((x, -1, i))
+    for e, points in enumerate(routing):
+        for j, (x, y) in enumerate(points):
+            layers.setdefault(y, []).append((x, e, j))
+    for y, items in layers.items():
+        items.sort()
+        least = None
+        for x, e, j in items:
+            if least is not None and x < least:
+                x = least
+                if e < 0:
+                    coords[j] = (x, y)
+                else:
+                    routing[e][j] = (x, y)
+            least = x + HGAP
+
+
 def layout(graph: Graph) -> Layout:
     """Lay ``graph`` out top to bottom: layer index → y (downward), the nodes of a layer spread
     on x at least ``HGAP`` apart, long edges routed through dummy points."""
@@ -86,6 +110,7 @@ def layout(graph: Graph) -> Layout:
     result = g.layout_sugiyama(hgap=HGAP, vgap=VGAP, maxiter=MAX_ITER)
     coords = [(float(x), float(y)) for x, y in result.coords]
     routing = [[(float(x), float(y)) for x, y in points] for points in result.edge_routing]
+    _spread(coords, routing)
 
     # The spine's point in each layer: its nodes, and the dummies of its multi-layer edges.
     order = g.topological_sorting() if g.is_dag() else list(range(len(keys)))
