@@ -1,4 +1,4 @@
-"""The command line: ``python -m cnnviz presets|summary|sizes|train``.
+"""The command line: ``python -m cnnviz presets|summary|sizes|graph|train``.
 
 Errors print one line on stderr and exit non-zero; never a traceback.
 """
@@ -151,6 +151,55 @@ def cmd_sizes(args) -> int:
     return 0
 
 
+def _graph_json(network: str, depth: int, opened: list[str], graph) -> dict:
+    """The ``graph --json`` object, field by field as docs/graph-json.md describes it."""
+    def shape(s):
+        return list(s) if s is not None else None
+    return {"network": network, "depth": depth, "open": opened,
+            "nodes": [{"key": n.key, "label": n.label, "kind": n.kind, "shape": shape(n.shape),
+                       "depth": n.depth, "members": list(n.members)} for n in graph.nodes],
+            "edges": [{"source": e.source, "target": e.target, "kind": e.kind,
+                       "shape": shape(e.shape)} for e in graph.edges],
+            "counts": graph.counts}
+
+
+def _print_graph(network: str, depth: int, graph) -> None:
+    def dims(s) -> str:
+        return "×".join(str(d) for d in s) if s is not None else "?"
+    print(f"{network} at depth {depth}: {len(graph.nodes)} nodes, {len(graph.edges)} edges")
+    key_w = max(len(n.key) for n in graph.nodes) + 2
+    print("nodes")
+    for n in graph.nodes:
+        print(f"  {n.key:{key_w}}{n.kind:7}{dims(n.shape):>14}  {n.label}")
+    print("edges")
+    ends = [f"{e.source} → {e.target}" for e in graph.edges]
+    end_w = max((len(t) for t in ends), default=0) + 2
+    for e, text in zip(graph.edges, ends):
+        print(f"  {text:{end_w}}{e.kind:11}{dims(e.shape):>14}")
+    print("counts")
+    print("  " + ", ".join(f"{k}: {v}" for k, v in graph.counts.items()))
+
+
+def cmd_graph(args) -> int:
+    # Imported here: torch.fx and the graph code are for this command alone.
+    from cnnviz.graph.connections import connections, openable
+
+    if args.depth < 1:
+        raise SpecError([Problem("--depth", f"must be 1 or more, got {args.depth}")])
+    spec = load(args.network)
+    groups = openable(spec)
+    unknown = [p for p in args.open if p not in groups]
+    if unknown:
+        raise SpecError([Problem("--open", f"{unknown[0]!r} is not a stage or block of "
+                                           f"{args.network}; groups: {', '.join(groups) or 'none'}")])
+    graph = connections(spec, frozenset(args.open), args.depth)
+    if args.json:
+        print(json.dumps(_graph_json(args.network, args.depth, args.open, graph)))
+    else:
+        _print_graph(args.network, args.depth, graph)
+    return 0
+
+
 def cmd_train(args) -> int:
     # Imported here: the shape commands need no data or training code.
     from cnnviz.training.config import TrainConfig
@@ -216,6 +265,15 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--max", type=int, default=1024, help="largest size to check (1024)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=cmd_sizes)
+    p = sub.add_parser("graph", help="the network as a graph: layers, adds and concatenations, "
+                                     "typed connections, folded into stages and blocks")
+    p.add_argument("network", help="a preset name or a CONFIG.json file")
+    p.add_argument("--depth", type=int, default=1,
+                   help="1: stages (default); 2: blocks; 3 or more: every layer")
+    p.add_argument("--open", action="append", default=[], metavar="PATH",
+                   help="show this stage or block one level deeper (repeatable)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=cmd_graph)
     p = sub.add_parser("train", help="a short training run; one line per epoch")
     p.add_argument("network", help="a preset name or a CONFIG.json file")
     p.add_argument("--dataset", default="fashion-mnist", choices=list(DATASETS),
