@@ -190,8 +190,9 @@ def cmd_graph(args) -> int:
     groups = openable(spec)
     unknown = [p for p in args.open if p not in groups]
     if unknown:
+        listed = ", ".join(groups) or "none"
         raise SpecError([Problem("--open", f"{unknown[0]!r} is not a stage or block of "
-                                           f"{args.network}; groups: {', '.join(groups) or 'none'}")])
+                                           f"{args.network}; groups: {listed}")])
     graph = connections(spec, frozenset(args.open), args.depth)
     if args.json:
         print(json.dumps(_graph_json(args.network, args.depth, args.open, graph)))
