@@ -77,6 +77,11 @@ def test_a_selected_layer_shows_its_numbers_and_opens_in_feature_maps():
     assert_ok(at)
     texts = " ".join(m.value for m in at.markdown)
     assert "**Conv2d**" in texts and "64×24×24 → output 128×12×12" in texts
+    # the selected node's block is explained first, in bold, its kind's panel open
+    [bold] = [m.value for m in at.markdown if m.value.startswith("- **b3.0:")]
+    assert "1×1 conv with stride 2" in bold
+    assert [e.label for e in at.expander if e.proto.expanded] == \
+        ["Residual shortcut with a 1×1 projection (3)"]
     at.button(key="graph.to.maps").click().run()
     assert_ok(at, "Feature maps")
     assert at.selectbox(key="maps.layer").value.split(" › ")[1].startswith("b3.0.shortcut.conv ")

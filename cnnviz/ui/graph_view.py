@@ -61,7 +61,7 @@ def show_graph_page() -> None:
         st.rerun()
     if selected:
         _show_node(spec, graph, selected, analysis)
-    _show_explanations(key, spec)
+    _show_explanations(key, spec, selected)
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
@@ -144,16 +144,21 @@ def _show_node(spec, graph: Graph, key: str, analysis) -> None:
                       help="what this layer computes on a picture")
 
 
-def _show_explanations(key: str, spec) -> None:
+def _show_explanations(key: str, spec, selected: str | None) -> None:
+    """One expander per kind of connection; the one of the selected node's block opens, with
+    that block's sentence first and in bold."""
     st.subheader("How the connections work here", anchor=False)
     found = _explanations(key, spec)
+    focus = next((e for e in found if selected and e.path and
+                  (selected == e.path or selected.startswith(e.path + "."))), None)
     by_kind: dict[str, list] = {}
     for e in found:
         by_kind.setdefault(e.kind, []).append(e)
     for i, (kind, items) in enumerate(by_kind.items()):
-        with st.expander(f"{KIND_TITLES[kind]} ({len(items)})", expanded=i == 0):
-            for e in items:
-                st.markdown(f"- {e.text}")
+        opened = kind == focus.kind if focus else i == 0
+        with st.expander(f"{KIND_TITLES[kind]} ({len(items)})", expanded=opened):
+            for e in sorted(items, key=lambda e: e is not focus):
+                st.markdown(f"- **{e.text}**" if e is focus else f"- {e.text}")
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
