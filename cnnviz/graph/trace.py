@@ -5,9 +5,8 @@ nodes name the leaf layers by the same dotted module paths as the layer table
 (``b2.0.body.conv1``), in execution order, and its ``call_function`` nodes are the additions
 of residual blocks and the concatenations of Inception and dense blocks. :func:`fx_shapes`
 runs fx's shape propagation on the meta device: the reference the size arithmetic is tested
-against. The connections view and the feature-map capture
-(``torchvision.models.feature_extraction``, which traces with torch.fx too) are to build on
-this graph; today the tests are its only readers.
+against. The Connections page's graph (:mod:`cnnviz.graph.connections`) is read from it,
+and the Feature maps capture hooks its ``call_module`` paths.
 """
 from __future__ import annotations
 
