@@ -8,27 +8,18 @@ from streamlit.testing.v1 import AppTest
 from cnnviz.graph.connections import openable
 from cnnviz.presets import PRESETS
 from tests.test_pages import routed_as_served  # noqa: F401 (autouse: reruns as served)
-from tests.test_train_page import APP
+from tests import test_maps_page as maps_page
+from tests.test_maps_page import charts, open_page
 
 PAGE = "pages/graph.py"
 
 
 def open_graph(preset: str) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=120)
-    at.query_params["preset"] = preset
-    at.run()
-    at.switch_page(PAGE).run()
-    assert_ok(at)
-    return at
+    return open_page(preset, PAGE, "Connections")
 
 
 def assert_ok(at: AppTest, title: str = "Connections") -> None:
-    assert not at.exception, [e.message for e in at.exception]
-    assert at.title[0].value == title
-
-
-def charts(at: AppTest) -> set[str]:
-    return {c.proto.id.rsplit("-", 1)[-1] for c in at.get("plotly_chart")}
+    maps_page.assert_ok(at, title)
 
 
 def counts(at: AppTest) -> str:

@@ -22,18 +22,23 @@ from tests.test_train_page import APP, offline, run_to_end, settings, start  # n
 PAGE = "pages/maps.py"
 
 
-def open_maps(preset: str = "lenet") -> AppTest:
+def open_page(preset: str, page: str, title: str) -> AppTest:
+    """The app on ``preset``, switched to ``page``, which shows ``title`` and no exception."""
     at = AppTest.from_file(APP, default_timeout=120)
     at.query_params["preset"] = preset
     at.run()
-    at.switch_page(PAGE).run()
-    assert_ok(at)
+    at.switch_page(page).run()
+    assert_ok(at, title)
     return at
 
 
-def assert_ok(at: AppTest) -> None:
+def open_maps(preset: str = "lenet") -> AppTest:
+    return open_page(preset, PAGE, "Feature maps")
+
+
+def assert_ok(at: AppTest, title: str = "Feature maps") -> None:
     assert not at.exception, [e.message for e in at.exception]
-    assert at.title[0].value == "Feature maps"
+    assert at.title[0].value == title
 
 
 def charts(at: AppTest) -> set[str]:
