@@ -1,0 +1,10 @@
+"""BatchNorm, looked at with the network's own numbers.
+
+- ``stats.py``: per-channel batch statistics next to the running ones, γ and β, the
+  normalisation step by step, train vs eval mode, how batch statistics scatter with the batch
+  size, and which layers can train at batch size 1.
+- ``twins.py``: a network's BatchNorm twin, the same spec with BatchNorm or without it, and
+  one sentence with what the switch changes (ResNet and DenseNet have none).
+- ``recorder.py``: an engine callback that records every BatchNorm layer's running_mean,
+  running_var, γ and β per channel at each metric point of a run.
+"""
