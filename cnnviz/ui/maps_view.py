@@ -14,22 +14,18 @@ import torch
 
 from cnnviz.activations import gradcam, receptive_field
 from cnnviz.activations.capture import (Capture, Layer, block_of, blocks, capture, dense_parts,
-                                        first_conv, fresh_model, inception_parts, layers,
+                                        first_conv, inception_parts, layers,
                                         residual_parts)
 from cnnviz.activations.images import (MAX_UPLOAD_BYTES, Picture, as_display,
                                        dataset_images, read_upload, sample_photos, to_network)
 from cnnviz import figures_maps as fm
 from cnnviz.errors import CnnvizError
-from cnnviz.training.checkpoint import load_weights
 from cnnviz.ui.state import current_spec, network_name
-from cnnviz.ui.train_results import MAX_WEIGHTS_MB, TRAINED_MODEL
-from cnnviz.ui.train_view import HISTORY
+from cnnviz.ui.model_choice import choose_model
 from cnnviz.workbench import analyse
 
 KEY = "maps."
-FRESH = "freshly initialised (seed 0, as a training run starts)"
 GO_TO_MAPS = "cnnviz.maps.go"  # another page asked to open Feature maps at a layer
-UPLOADED = "cnnviz.maps.uploaded"  # {"spec", "model", "label", "digest"} of uploaded weights
 PAGE_SIZE = fm.MAX_GRID
 SCOPES = ("per map", "per layer", "global")
 ORDERS = ("by index", "strongest first")
@@ -54,7 +50,7 @@ def show_maps_page() -> None:
         return
     left, right = st.columns(2)
     with left:
-        model, model_key, model_text, classes = _model(spec)
+        model, model_key, model_text, classes = choose_model(spec, KEY)
     with right:
         picture = _picture()
     if model is None or picture is None:
@@ -75,84 +71,6 @@ def show_maps_page() -> None:
     with why:
         _show_grad_cam(model, model_key, picture, x, cap, classes or picture.classes,
                        model_text)
-
-
-# -- the model ----------------------------------------------------------------------------------
-
-@st.cache_resource(max_entries=16, show_spinner=False)
-def _fresh(spec_key: str, _spec) -> torch.nn.Module:
-    return fresh_model(_spec)
-
-
-def _trained_choices(spec) -> dict[str, dict]:
-    """Trained models of this very network: the Train page's runs, and uploaded weights."""
-    found: dict[str, dict] = {}
-    for run in reversed(st.session_state.get(HISTORY, [])):
-        if run.spec == spec and run.result is not None:
-            found[f"trained: {run.title}"] = {"model": run.result.model, "label": run.title,
-                                              "dataset": run.config.dataset}
-    latest = st.session_state.get(TRAINED_MODEL)
-    if latest and latest["spec"] == spec and latest["label"] not in \
-            {v["label"] for v in found.values()}:
-        found[f"trained: {latest['label']}"] = latest
-    uploaded = st.session_state.get(UPLOADED)
-    if uploaded and uploaded["spec"] == spec:
-        found[f"uploaded: {uploaded['label']}"] = uploaded
-    return found
-
-
-def _model(spec):
-    """(model, cache key, what it is in words, class names) from the learner's choice."""
-    from cnnviz.training.datasets import DATASETS
-    st.subheader("Model", anchor=False)
-    trained = _trained_choices(spec)
-    options = [FRESH, *trained, "upload weights (.pt)"]
-    if st.session_state.get(KEY + "model") not in options:
-        st.session_state[KEY + "model"] = options[1] if trained else FRESH
-    choice = st.radio("Weights", options, key=KEY + "model", label_visibility="collapsed")
-    if choice == "upload weights (.pt)":
-        _upload_weights(spec)
-        return None, "", "", None
-    if choice == FRESH:
-        model = _fresh(repr(spec), spec)
-        st.caption("Untrained: every layer computes with the random weights a training run "
-                   "starts from. Train it on **Train**, then pick the run here.")
-        return model, f"fresh|{spec!r}", "freshly initialised", None
-    entry = trained[choice]
-    dataset = entry.get("dataset")
-    classes = DATASETS[dataset].classes if dataset in DATASETS else None
-    where = f" on {DATASETS[dataset].title}" if dataset in DATASETS else ""
-    st.caption(f"Trained{where}: {entry['label']}.")
-    return entry["model"], f"{choice}|{id(entry['model'])}", f"trained ({entry['label']})", classes
-
-
-def _upload_weights(spec) -> None:
-    st.file_uploader("A state_dict saved from this network (`torch.save(model.state_dict(), "
-                     "path)`, e.g. the Train page's download)", type=["pt", "pth"],
-                     key=KEY + "weights", on_change=_weights_uploaded, args=(spec,),
-                     max_upload_size=MAX_WEIGHTS_MB)
-    error = st.session_state.get(KEY + "weights.error")
-    if error:
-        st.error(error)
-    else:
-        st.info("Upload weights, or pick another model above.")
-
-
-def _weights_uploaded(spec) -> None:
-    """Load the uploaded weights (before the page draws: the model choice then names them)."""
-    state = st.session_state
-    upload = state.get(KEY + "weights")
-    state.pop(KEY + "weights.error", None)
-    if upload is None:
-        return
-    try:
-        model = load_weights(spec, upload.getvalue())
-    except CnnvizError as exc:
-        state[KEY + "weights.error"] = f"{upload.name} was not loaded: {exc}"
-        return
-    state[UPLOADED] = {"spec": spec, "model": model.eval(), "label": upload.name,
-                       "dataset": None}
-    state[KEY + "model"] = f"uploaded: {upload.name}"
 
 
 # -- the picture --------------------------------------------------------------------------------
