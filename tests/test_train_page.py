@@ -394,3 +394,30 @@ def test_a_live_run_redraws_its_curves_every_few_seconds_not_every_poll(monkeypa
     state[train_view.COMPARE] = ["#0 an earlier run"]  # the learner changed the runs shown
     assert train_view._curves_figure(job) is not later
     assert train_view._curves_figure(None) is not later and state[train_view.LIVE_CURVES] is None
+
+
+def test_a_run_with_batchnorm_records_its_statistics_and_points_to_the_batchnorm_page():
+    from cnnviz.batchnorm.compare import recorded
+    from cnnviz.batchnorm.recorder import batch_norm_layers
+
+    line = "BatchNorm statistics were recorded at each of its"
+    at = open_train()
+    settings(at, epochs=1, lr=0.9, limit=200)
+    run_to_end(start(at))
+    [plain] = at.session_state["train.history"]
+    assert recorded(plain) is None and not any(line in c.value for c in at.caption)
+
+    at.sidebar.selectbox[0].select("lenet-bn").run()
+    settings(at, epochs=1, limit=200)
+    run_to_end(start(at))
+    bn = at.session_state["train.history"][-1]
+    history = recorded(bn)
+    layers = [path for path, _ in batch_norm_layers(bn.result.model)]
+    assert list(history) == layers and len(layers) == 4  # 2 BatchNorm2d, 2 BatchNorm1d
+    assert all([e.epoch for e in entries] == [p.epoch for p in bn.points]
+               for entries in history.values())
+    assert [c.value for c in at.caption if line in c.value] == [
+        f"{line} {len(bn.points)} metric points: see them on the **BatchNorm** page."]
+    # the first run's results show no such line
+    at.selectbox(key="train.results_of").select(plain.title).run()
+    assert not any(line in c.value for c in at.caption)

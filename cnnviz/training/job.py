@@ -239,11 +239,16 @@ class FinishedRun:
     device: str
     points: tuple[Point, ...]
     result: Result | None
+    # The job's engine callbacks, ended: what they recorded stays readable from the history.
+    # Kept as they are, not read here, so training never imports what records (the BatchNorm
+    # recorder is read with cnnviz.batchnorm.compare.recorded).
+    callbacks: tuple[Callback, ...] = ()
 
     @classmethod
     def of(cls, job: TrainingJob) -> "FinishedRun":
         return cls(job.number, job.label, job.spec, job.config, tuple(job.classes), job.state,
-                   job.message, job.device, tuple(job.points()), job.result)
+                   job.message, job.device, tuple(job.points()), job.result,
+                   tuple(job.callbacks))
 
     @property
     def title(self) -> str:

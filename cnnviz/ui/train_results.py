@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from cnnviz.batchnorm.compare import recorded
 from cnnviz.figures_training import confusion_figure, mistake_tiles
 from cnnviz.training.advice import chance_advice, format_epochs
 from cnnviz.training.checkpoint import CheckpointError, load_weights, state_dict_bytes
@@ -57,6 +58,7 @@ def show_history(history: list[FinishedRun], network_name) -> None:
         st.session_state[RESULTS_OF] = history[-1].title
     run = by_title[st.selectbox("Results of", list(by_title), key=RESULTS_OF)]
     _show_results(run)
+    _show_batchnorm_line(run)
 
     st.subheader("Run history", anchor=False)
     st.dataframe([_summary_row(r, network_name) for r in history], hide_index=True,
@@ -85,6 +87,15 @@ def _summary_row(run: FinishedRun, network_name) -> dict:
             "epochs": round(last.epoch, 2), "train loss": round(last.train_loss, 4),
             "train acc": last.train_acc, "test acc": test_acc,
             "training s": round(_train_seconds(last), 1), "device": run.device}
+
+
+def _show_batchnorm_line(run: FinishedRun) -> None:
+    """Where to see the BatchNorm statistics the run recorded (a network with BatchNorm)."""
+    history = recorded(run)
+    if history:
+        points = len(next(iter(history.values())))
+        st.caption(f"BatchNorm statistics were recorded at each of its {points} metric "
+                   f"points: see them on the **BatchNorm** page.")
 
 
 def _show_results(run: FinishedRun) -> None:

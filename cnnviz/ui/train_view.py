@@ -12,6 +12,8 @@ import time
 import streamlit as st
 import torch
 
+from cnnviz.batchnorm.recorder import BatchNormRecorder
+from cnnviz.batchnorm.twins import has_batch_norm
 from cnnviz.errors import CnnvizError
 from cnnviz.figures_training import curves_figure
 from cnnviz.training.config import (DEVICE_CHOICES, MAX_BATCH_SIZE, MAX_LR, MAX_SIZE,
@@ -275,7 +277,11 @@ def _start(spec) -> None:
         return
     number = state.get(COUNT, 0) + 1
     try:
-        job = TrainingJob(number, _label(spec, config), spec, config, watched=True)
+        # A network with BatchNorm has its statistics recorded at every metric point, for
+        # the BatchNorm page (read back from the run's history with batchnorm.compare.recorded).
+        recorders = [BatchNormRecorder()] if has_batch_norm(spec) else []
+        job = TrainingJob(number, _label(spec, config), spec, config, callbacks=recorders,
+                          watched=True)
     except CnnvizError as exc:
         state[START_ERROR] = str(exc)
         return
