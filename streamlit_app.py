@@ -14,6 +14,7 @@ PAGES = [
     st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
     st.Page("pages/maps.py", title="Feature maps", icon=":material/layers:"),
     st.Page("pages/graph.py", title="Connections", icon=":material/account_tree:"),
+    st.Page("pages/batchnorm.py", title="BatchNorm", icon=":material/equalizer:"),
 ]
 # .streamlit/config.toml hides the sidebar navigation, so the very first run after the server
 # starts (Streamlit runs it the old pages/-folder way, see cnnviz/ui/routing.py) never shows

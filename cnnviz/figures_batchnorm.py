@@ -110,8 +110,10 @@ def channel_stats_figure(stats: LayerStats, selected: int | None = None,
     fig.update_layout(
         title=_title(f"{stats.path} ({stats.kind}, {stats.channels} channels) on this batch",
                      sub),
-        height=height, margin={**MARGIN, "t": 100 if selected is not None else 80},
-        legend={"orientation": "h", "yanchor": "top", "y": -0.2, "x": 0},
+        # room for the title's two lines above the panels' own titles, and the legend below
+        # the axis titles (both overlapped at 1400 px)
+        height=height + 60, margin={**MARGIN, "t": 130 if selected is not None else 110},
+        legend={"orientation": "h", "yanchor": "top", "y": -0.3, "x": 0},
         hovermode="closest", plot_bgcolor="white")
     fig.update_annotations(font={"size": 12})
     return fig
@@ -354,8 +356,8 @@ def with_without_figure(runs: Sequence[tuple[str, Sequence[Point]]], x: str = "e
     fig.update_layout(
         title=_title(f"With and without BatchNorm, against {against}",
                      "final test accuracy: " + " · ".join(finals) if finals else ""),
-        height=height, margin={**MARGIN, "t": 90},
-        legend={"orientation": "h", "yanchor": "top", "y": -0.2, "x": 0},
+        height=height + 40, margin={**MARGIN, "t": 90},
+        legend={"orientation": "h", "yanchor": "top", "y": -0.3, "x": 0},  # under the x title
         hovermode="closest", plot_bgcolor="white")
     fig.update_annotations(font={"size": 12})
     return fig

@@ -1,0 +1,89 @@
+"""The BatchNorm page through ``streamlit_app.py`` with AppTest: networks with and without
+BatchNorm, batch size 1, γ and β undone, after a short training run, and the with-vs-without
+comparison trained to the end."""
+from __future__ import annotations
+
+import time
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from tests.test_maps_page import charts, open_page
+from tests.test_pages import routed_as_served  # noqa: F401 (autouse: reruns as served)
+from tests.test_train_page import offline, run_to_end, settings, start  # noqa: F401
+
+PAGE = "pages/batchnorm.py"
+
+
+def open_bn(preset: str) -> AppTest:
+    return open_page(preset, PAGE, "BatchNorm")
+
+
+def assert_ok(at: AppTest) -> None:
+    assert not at.exception, [e.message for e in at.exception]
+    assert at.title[0].value == "BatchNorm"
+
+
+def texts(at: AppTest) -> str:
+    return " ".join(m.value for m in at.markdown) + " ".join(c.value for c in at.caption)
+
+
+@pytest.mark.parametrize("preset", ["lenet-bn", "resnet18", "densenet", "googlenet", "lenet"])
+def test_the_page_on_networks_with_and_without_batchnorm(preset):
+    at = open_bn(preset)
+    assert not at.main.error
+    assert {"bn.stats", "bn.hist", "bn.affine.hist", "bn.gap", "bn.spread"} <= charts(at)
+    assert "biased" in texts(at) and "unbiased" in texts(at) and "momentum 0.1" in texts(at)
+    assert "predictions change" in texts(at)
+    has = preset in ("lenet-bn", "resnet18", "densenet")
+    twin_note = [i.value for i in at.info if "BatchNorm twin" in i.value]
+    assert bool(twin_note) is not has  # lenet and the book's GoogLeNet are shown as twins
+
+
+def test_batch_size_one_says_which_layers_cannot_train():
+    at = open_bn("lenet-bn")
+    at.select_slider(key="bn.batch").set_value(1).run()
+    assert_ok(at)
+    assert any("PyTorch refuses" in w.value for w in at.warning)
+    rows = at.table[0].value  # the Statistics tab (the Batch size tab repeats it)
+    assert set(rows["trains at batch 1"]) == {"yes", "no"}  # BatchNorm2d yes, BatchNorm1d no
+
+
+def test_gamma_and_beta_undo_the_normalisation():
+    at = open_bn("lenet-bn")
+    at.button(key="bn.undo").click().run()
+    assert_ok(at)
+    assert any("the layer gives its input back" in c.value for c in at.caption)
+
+
+def test_after_a_short_run_the_recorded_statistics_are_drawn():
+    at = open_bn("lenet-bn")
+    at.switch_page("pages/train.py").run()
+    settings(at, epochs=1, limit=300)
+    start(at)
+    run_to_end(at)
+    at.switch_page(PAGE).run()
+    assert_ok(at)
+    assert at.radio(key="bn.model").value.startswith("trained: #1 lenet-bn")
+    assert "bn.evolution" in charts(at)
+
+
+def test_with_and_without_trains_both_and_compares_them():
+    at = open_bn("lenet")
+    at.number_input(key="bn.cmp.epochs").set_value(2).run()
+    at.button(key="bn.cmp.start").click().run()
+    assert_ok(at)
+    deadline = time.monotonic() + 120
+    while "bn.cmp.figure" not in charts(at):
+        assert time.monotonic() < deadline, "the comparison did not finish"
+        time.sleep(0.5)
+        at.run()
+        assert_ok(at)
+    table = at.table[-1]
+    assert len(table.value) == 2 and any("no BatchNorm" in r for r in table.value["run"])
+
+
+def test_a_network_that_cannot_go_without_batchnorm_says_so_in_the_comparison():
+    at = open_bn("resnet18")
+    assert any("No comparison for this network" in i.value and "always have BatchNorm"
+               in i.value for i in at.info)
