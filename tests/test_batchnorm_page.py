@@ -47,6 +47,8 @@ def test_batch_size_one_says_which_layers_cannot_train():
     assert any("PyTorch refuses" in w.value for w in at.warning)
     rows = at.table[0].value  # the Statistics tab (the Batch size tab repeats it)
     assert set(rows["trains at batch 1"]) == {"yes", "no"}  # BatchNorm2d yes, BatchNorm1d no
+    # and the Input size page's own verdict beside it
+    assert any("Fails at every size" in w.value and "BatchNorm1d" in w.value for w in at.warning)
 
 
 def test_gamma_and_beta_undo_the_normalisation():

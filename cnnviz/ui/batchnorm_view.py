@@ -22,7 +22,8 @@ from cnnviz.errors import CnnvizError
 from cnnviz.training.batches import prepare
 from cnnviz.training.data import load_dataset
 from cnnviz.ui.model_choice import choose_model
-from cnnviz.ui.state import current_spec, edit_spec, network_name
+from cnnviz.ui.sizes_view import show_batch_one
+from cnnviz.ui.state import current_spec, edit_spec, network_name, shown_sizes
 from cnnviz.ui.train_view import HISTORY
 from cnnviz.workbench import analyse
 
@@ -62,7 +63,7 @@ def show_batchnorm_page() -> None:
         refused = [b for b in found if not b.ok]
         if refused:
             with tabs[0]:
-                _batch_of_one(found)
+                _batch_of_one(found, shown)
             with tabs[3]:
                 _show_batch_size(model, model_key, shown, path)
             return
@@ -159,7 +160,7 @@ def _show_statistics(stats: bs.LayerStats, model_text: str) -> None:
                                          float(stats.beta[c])), key=KEY + "hist")
 
 
-def _batch_of_one(found) -> None:
+def _batch_of_one(found, spec) -> None:
     """Which layers can train on a batch of one image, and why not where they cannot."""
     if any(not b.ok for b in found):
         st.warning("At batch size 1 a BatchNorm layer in training mode has only one image's "
@@ -171,8 +172,7 @@ def _batch_of_one(found) -> None:
     st.table([{"layer": b.path, "kind": b.kind, "values per channel": b.values_per_channel,
                "trains at batch 1": "yes" if b.ok else "no", "why": b.message}
               for b in found])
-    st.caption("The Input size page says the same as \"batch size 1 in training mode\". Pick a "
-               "larger batch to see the statistics.")
+    show_batch_one(spec, shown_sizes(spec))  # the Input size page's own words and numbers
 
 
 # -- γ and β ------------------------------------------------------------------------------------
@@ -253,7 +253,7 @@ def _show_batch_size(model, model_key: str, spec, path: str) -> None:
     st.markdown(f"{DRAWS} random batches of each size: the smaller the batch, the further its "
                 f"mean strays from the running mean (the line) — the noise BatchNorm adds to "
                 f"training, and why a tiny batch trains badly.")
-    _batch_of_one(bs.batch_of_one(model, spec.input_size, spec.in_channels))
+    _batch_of_one(bs.batch_of_one(model, spec.input_size, spec.in_channels), spec)
 
 
 # -- during training ----------------------------------------------------------------------------
