@@ -53,13 +53,13 @@ def show_batchnorm_page() -> None:
     if model is None:
         return
     x, labels = _batch(shown.in_channels, shown.input_size, batch_size, seed)
-    layers = bs.bn_layers(model)
+    layers = _bn_layers(model_key, _model=model)
     path = st.selectbox("BatchNorm layer", layers, key=KEY + f"layer.{shown!r}",
                         help="in the order the forward pass meets them")
     tabs = st.tabs(["Statistics", "γ and β", "Train vs eval", "Batch size",
                     "During training", "With vs without"])
     if batch_size == 1:
-        found = bs.batch_of_one(model, shown.input_size, shown.in_channels)
+        found = _batch_of_one_found(model_key, shown.input_size, shown.in_channels, _model=model)
         refused = [b for b in found if not b.ok]
         if refused:
             with tabs[0]:
@@ -84,9 +84,9 @@ def show_batchnorm_page() -> None:
 
 def _shown_spec(spec):
     """The network itself when it has BatchNorm, else its twin (said so, one click to adopt)."""
-    if has_batch_norm(spec):
+    if _has_batch_norm(repr(spec), spec):
         return spec
-    other = twin(spec)
+    other = _twin(repr(spec), spec)
     if other.spec is None:
         st.info(f"This network has no BatchNorm, and no twin with it: {other.what}.")
         return None
@@ -116,6 +116,26 @@ def _batch(channels: int, size: int, batch_size: int, seed: int):
                            generator=torch.Generator().manual_seed(seed))[:batch_size]
     return prepare(data.train_images[order], channels=channels, size=size), \
         data.train_labels[order]
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def _twin(spec_key: str, _spec):
+    return twin(_spec)
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def _has_batch_norm(spec_key: str, _spec) -> bool:
+    return has_batch_norm(_spec)
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def _bn_layers(model_key: str, _model) -> list[str]:
+    return bs.bn_layers(_model)
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def _batch_of_one_found(model_key: str, size: int, channels: int, _model):
+    return bs.batch_of_one(_model, size, channels)
 
 
 @st.cache_resource(max_entries=16, show_spinner="Running the batch through the network…")
@@ -248,12 +268,13 @@ def _show_batch_size(model, model_key: str, spec, path: str) -> None:
     pool, _ = _batch(spec.in_channels, spec.input_size, 256, 1000)
     spread = _spread(model_key, repr(spec), path, _model=model, _images=pool)
     channel = st.session_state.get(KEY + f"channel.{path}", 0)
-    stats = bs.batch_statistics(model, pool[:2], mode="eval")[path]
-    st.plotly_chart(fb.spread_figure(spread, stats.running_mean, channel), key=KEY + "spread")
+    running = getattr(model.get_submodule(path), "running_mean", None)
+    st.plotly_chart(fb.spread_figure(spread, running, channel), key=KEY + "spread")
     st.markdown(f"{DRAWS} random batches of each size: the smaller the batch, the further its "
                 f"mean strays from the running mean (the line) — the noise BatchNorm adds to "
                 f"training, and why a tiny batch trains badly.")
-    _batch_of_one(bs.batch_of_one(model, spec.input_size, spec.in_channels), spec)
+    _batch_of_one(_batch_of_one_found(model_key, spec.input_size, spec.in_channels,
+                                      _model=model), spec)
 
 
 # -- during training ----------------------------------------------------------------------------
@@ -287,7 +308,7 @@ COMPARE_JOBS = KEY + "compare.jobs"
 
 
 def _show_with_without(spec) -> None:
-    other = twin(spec)
+    other = _twin(repr(spec), spec)
     if other.spec is None:
         st.info(f"No comparison for this network: {other.what}.")
         return
