@@ -8,9 +8,9 @@ import time
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.test_maps_page import charts, open_page
+from tests.test_maps_page import charts, open_page, train_briefly
 from tests.test_pages import routed_as_served  # noqa: F401 (autouse: reruns as served)
-from tests.test_train_page import offline, run_to_end, settings, start  # noqa: F401
+from tests.test_train_page import offline  # noqa: F401 (autouse: no network)
 
 PAGE = "pages/batchnorm.py"
 
@@ -59,13 +59,7 @@ def test_gamma_and_beta_undo_the_normalisation():
 
 
 def test_after_a_short_run_the_recorded_statistics_are_drawn():
-    at = open_bn("lenet-bn")
-    at.switch_page("pages/train.py").run()
-    settings(at, epochs=1, limit=300)
-    start(at)
-    run_to_end(at)
-    at.switch_page(PAGE).run()
-    assert_ok(at)
+    at = train_briefly(open_bn("lenet-bn"), PAGE, "BatchNorm")
     assert at.radio(key="bn.model").value.startswith("trained: #1 lenet-bn")
     assert "bn.evolution" in charts(at)
 

@@ -129,14 +129,19 @@ def test_layer_channel_scope_order_and_pages_redraw_without_errors():
     assert "maps.vector" in charts(at) and "maps.grid" not in charts(at)
 
 
-def test_a_trained_run_and_uploaded_weights_are_models_to_inspect():
-    at = open_maps("lenet-bn")
+def train_briefly(at: AppTest, back_to: str, title: str) -> AppTest:
+    """A one-epoch run of the current network on the Train page, then back to ``back_to``."""
     at.switch_page("pages/train.py").run()
     settings(at, epochs=1, limit=300)
     start(at)
     run_to_end(at)
-    at.switch_page(PAGE).run()
-    assert_ok(at)
+    at.switch_page(back_to).run()
+    assert_ok(at, title)
+    return at
+
+
+def test_a_trained_run_and_uploaded_weights_are_models_to_inspect():
+    at = train_briefly(open_maps("lenet-bn"), PAGE, "Feature maps")
     chosen = at.radio(key="maps.model").value
     assert chosen.startswith("trained: #1 lenet-bn")
     assert not any("untrained" in w.value for w in at.warning)
