@@ -49,7 +49,7 @@ def show_batchnorm_page() -> None:
     with left:
         model, model_key, model_text, _ = choose_model(shown, KEY)
     with right:
-        batch_size, seed = _batch_controls()
+        batch_size, seed = _batch_controls(shown)
     if model is None:
         return
     x, labels = _batch(shown.in_channels, shown.input_size, batch_size, seed)
@@ -97,10 +97,16 @@ def _shown_spec(spec):
     return other.spec
 
 
-def _batch_controls() -> tuple[int, int]:
+# Every tab is computed when the page draws: a batch of 64 at 224 px through VGG is tens of
+# seconds on a CPU, so networks with large inputs start from a smaller batch.
+LARGE_INPUT = 64
+
+
+def _batch_controls(spec) -> tuple[int, int]:
     st.subheader("Batch", anchor=False)
     a, b = st.columns(2)
-    size = a.select_slider("Batch size", SIZES + (256,), value=64, key=KEY + "batch",
+    default = 16 if spec.input_size > LARGE_INPUT else 64
+    size = a.select_slider("Batch size", SIZES + (256,), value=default, key=KEY + "batch",
                            help="images of the digits' training split, resized to the network's "
                                 "input as in training")
     seed = b.number_input("Which batch", 0, 999, 0, key=KEY + "seed",
@@ -265,6 +271,25 @@ def _spread(model_key: str, spec_key: str, path: str, _model, _images):
 
 
 def _show_batch_size(model, model_key: str, spec, path: str) -> None:
+    asked = KEY + f"spread.{model_key}.{path}"
+    if not st.session_state.get(asked):
+        images = DRAWS * sum(SIZES)
+        st.markdown(f"How the batch statistics scatter as the batch shrinks: {DRAWS} random "
+                    f"batches of each size from 1 to {SIZES[-1]} ({images:,} images through "
+                    "the network).")
+        st.button("Draw the batches", key=KEY + "spread.go", icon=":material/casino:",
+                  on_click=_ask, args=(asked,))
+    else:
+        _draw_spread(model, model_key, spec, path)
+    _batch_of_one(_batch_of_one_found(model_key, spec.input_size, spec.in_channels,
+                                      _model=model), spec)
+
+
+def _ask(key: str) -> None:
+    st.session_state[key] = True
+
+
+def _draw_spread(model, model_key: str, spec, path: str) -> None:
     pool, _ = _batch(spec.in_channels, spec.input_size, 256, 1000)
     spread = _spread(model_key, repr(spec), path, _model=model, _images=pool)
     channel = st.session_state.get(KEY + f"channel.{path}", 0)
@@ -273,8 +298,6 @@ def _show_batch_size(model, model_key: str, spec, path: str) -> None:
     st.markdown(f"{DRAWS} random batches of each size: the smaller the batch, the further its "
                 f"mean strays from the running mean (the line) — the noise BatchNorm adds to "
                 f"training, and why a tiny batch trains badly.")
-    _batch_of_one(_batch_of_one_found(model_key, spec.input_size, spec.in_channels,
-                                      _model=model), spec)
 
 
 # -- during training ----------------------------------------------------------------------------
