@@ -208,7 +208,7 @@ def spread_figure(spread: Mapping[int, torch.Tensor | BatchOfOne], running_mean,
             # an invisible point keeps the size's place on the category axis
             fig.add_trace(go.Scatter(x=[label], y=[level if level is not None else 0.0],
                                      mode="markers", marker={"opacity": 0}, showlegend=False,
-                                     hoverinfo="skip", meta="placeholder"))
+                                     hoverinfo="skip", meta="keeps the batch-1 category"))
             text = "<br>".join(textwrap.wrap(f"batch {size}: {entry.message}", 28))
             refusals.append(dict(x=label, y=0.5, xref="x", yref="paper", text=text,
                                  showarrow=False, font={"size": 11, "color": SELECTED_COLOUR},

@@ -17,7 +17,8 @@ import torch
 from torch import nn
 
 from cnnviz.models import build
-from cnnviz.models.blocks import DenseBlock, Inception, Residual, Transition, last_conv
+from cnnviz.models.blocks import (INCEPTION_COUNTS, INCEPTION_PATHS, DenseBlock, Inception,
+                                  Residual, Transition, last_conv, transition_after)
 from cnnviz.shapes.summary import summarize
 
 
@@ -182,27 +183,12 @@ def dense_parts(model: nn.Module, cap: Capture, path: str) -> DenseParts:
         grown = cap.outputs[f"{path}.layers.{i}"].shape[0]
         producers.append((f"conv block {i + 1} (+{grown})", start, start + grown))
         start += grown
-    return DenseParts(cap.outputs[path], producers, _transition_after(model, cap, path))
-
-
-def _transition_after(model: nn.Module, cap: Capture, path: str) -> tuple | None:
-    """The Transition that follows the dense block at ``path`` in its parent, if one does."""
-    parent, _, name = path.rpartition(".")
-    siblings = list(model.get_submodule(parent).named_children()) if parent else \
-        list(model.named_children())
-    names = [n for n, _ in siblings]
-    if name not in names or names.index(name) + 1 >= len(names):
-        return None
-    after, module = siblings[names.index(name) + 1]
-    if not isinstance(module, Transition):
-        return None
-    key = f"{parent}.{after}" if parent else after
-    before, out = cap.inputs[key], cap.outputs[key]
-    return before.shape[0], out.shape[0], before.shape[-1], out.shape[-1]
-
-
-INCEPTION_PATHS = ("1×1 conv", "1×1 → 3×3 conv", "1×1 → 5×5 conv", "3×3 max-pool → 1×1 conv")
-INCEPTION_COUNTS = ("c1", "c2[1]", "c3[1]", "c4")
+    after = transition_after(model, path)
+    transition = None if after is None else (cap.inputs[after].shape[0],
+                                             cap.outputs[after].shape[0],
+                                             cap.inputs[after].shape[-1],
+                                             cap.outputs[after].shape[-1])
+    return DenseParts(cap.outputs[path], producers, transition)
 
 
 def inception_parts(model: nn.Module, cap: Capture, path: str) -> list[tuple[str, torch.Tensor]]:

@@ -24,6 +24,7 @@ from torch import nn
 from cnnviz.training.datasets import dataset_info
 from cnnviz.training.engine import Callback, Point, Result, TrainingRun
 from cnnviz.training.recipe import plan_batches
+from cnnviz.batchnorm.stats import NORMS
 
 
 @dataclass(frozen=True)
@@ -40,9 +41,9 @@ class Entry:
 
 
 def batch_norm_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    """Every BatchNorm layer (1d, 2d, 3d) with its module path, in the model's order."""
+    """Every BatchNorm layer with its module path, in the model's order."""
     return [(path, m) for path, m in model.named_modules()
-            if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+            if isinstance(m, NORMS)]
 
 
 class BatchNormRecorder(Callback):

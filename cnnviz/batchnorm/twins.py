@@ -24,6 +24,7 @@ from cnnviz.models import build_meta
 from cnnviz.presets import PRESETS
 from cnnviz.specs import CustomSpec, Spec
 from cnnviz.specs import custom as L
+from cnnviz.batchnorm.stats import NORMS
 
 # Custom layers whose BatchNorm is part of the block: no option switches it off.
 _FIXED = (L.ResidualLayer, L.DenseBlockLayer, L.TransitionLayer)
@@ -39,7 +40,7 @@ class Twin:
 
 def has_batch_norm(spec: Spec) -> bool:
     """Whether the network the spec builds has a BatchNorm layer."""
-    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in build_meta(spec).modules())
+    return any(isinstance(m, NORMS) for m in build_meta(spec).modules())
 
 
 def twin(spec: Spec) -> Twin:
@@ -97,7 +98,7 @@ class _Count:
 def _count(model: nn.Module) -> _Count:
     modules = list(model.modules())
     convs = [m for m in modules if isinstance(m, nn.Conv2d)]
-    bns = [m for m in modules if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    bns = [m for m in modules if isinstance(m, NORMS)]
     linears = [m for m in modules if isinstance(m, nn.Linear)]
     return _Count(
         params=sum(p.numel() for p in model.parameters()),

@@ -14,7 +14,8 @@ from torch import nn
 
 from cnnviz.errors import Shape, fmt_shape
 from cnnviz.models import build
-from cnnviz.models.blocks import DenseBlock, Inception, Residual, Transition, last_conv
+from cnnviz.models.blocks import (INCEPTION_COUNTS, INCEPTION_PATHS, DenseBlock, Inception,
+                                  Residual, last_conv, transition_after)
 
 
 @dataclass(frozen=True)
@@ -55,12 +56,11 @@ def explanations(spec) -> list[Explanation]:
     model = build(spec, device="meta").eval()
     inputs, outputs = _shapes(model, spec)
     found: list[Explanation] = []
-    children = dict(model.named_modules())
-    for path, module in children.items():
+    for path, module in model.named_modules():
         if isinstance(module, Residual):
             found.append(_residual(path, module, inputs, outputs))
         elif isinstance(module, DenseBlock):
-            found.append(_dense(path, module, children, inputs, outputs))
+            found.append(_dense(path, module, model, inputs, outputs))
         elif isinstance(module, Inception):
             found.append(_inception(path, module, inputs, outputs))
     if not found:
@@ -92,7 +92,7 @@ def _residual(path: str, block: Residual, inputs, outputs) -> Explanation:
         f"add them: ReLU(projection(x) + F(x)) is {fmt_shape(outputs[path])}."))
 
 
-def _dense(path: str, block: DenseBlock, modules: dict, inputs, outputs) -> Explanation:
+def _dense(path: str, block: DenseBlock, model: nn.Module, inputs, outputs) -> Explanation:
     start = inputs[path][0]
     growths = [outputs[f"{path}.layers.{i}"][0] for i in range(len(block.layers))]
     out = outputs[path]
@@ -102,7 +102,7 @@ def _dense(path: str, block: DenseBlock, modules: dict, inputs, outputs) -> Expl
             f"block, each seeing all the channels before it): {start} + {sum(growths)} = "
             f"{out[0]} channels at {out[1]}×{out[2]}. Nothing is added up, unlike ResNet: the "
             "channels grow.")
-    transition = _following_transition(path, modules)
+    transition = transition_after(model, path)
     if transition is not None:
         t_in, t_out = inputs[transition], outputs[transition]
         halves = "halves them" if t_out[0] * 2 == t_in[0] else "takes them"
@@ -112,24 +112,11 @@ def _dense(path: str, block: DenseBlock, modules: dict, inputs, outputs) -> Expl
     return Explanation("dense", path, text)
 
 
-def _following_transition(path: str, modules: dict) -> str | None:
-    """The Transition right after the block at ``path`` among its siblings, if one is."""
-    parent = path.rpartition(".")[0]
-    siblings = [n for n in modules if n and n.rpartition(".")[0] == parent]
-    after = siblings[siblings.index(path) + 1:]
-    return after[0] if after and isinstance(modules[after[0]], Transition) else None
-
-
-PATH_WORDS = ("1×1 conv", "1×1 conv → 3×3 conv", "1×1 conv → 5×5 conv",
-              "3×3 max-pool → 1×1 conv")
-PATH_COUNTS = ("c1", "c2[1]", "c3[1]", "c4")
-
-
 def _inception(path: str, block: Inception, inputs, outputs) -> Explanation:
     x = inputs[path]
     parts = []
     counts = []
-    for i, (words, count) in enumerate(zip(PATH_WORDS, PATH_COUNTS), 1):
+    for i, (words, count) in enumerate(zip(INCEPTION_PATHS, INCEPTION_COUNTS), 1):
         channels = last_conv(getattr(block, f"p{i}")).out_channels
         counts.append(channels)
         parts.append(f"p{i} {words} → {count} = {channels}")

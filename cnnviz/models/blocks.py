@@ -181,6 +181,25 @@ class DenseBlock(nn.Module):
         return shape
 
 
+# Inception's four paths as the book names them: what each does, and its channel count's name.
+INCEPTION_PATHS = ("1×1 conv", "1×1 conv → 3×3 conv", "1×1 conv → 5×5 conv",
+                   "3×3 max-pool → 1×1 conv")
+INCEPTION_COUNTS = ("c1", "c2[1]", "c3[1]", "c4")
+
+
+def transition_after(model: nn.Module, path: str) -> str | None:
+    """The path of the Transition right after the module at ``path`` among its siblings (a
+    DenseNet stage's dense block and its transition), or None."""
+    parent = path.rpartition(".")[0]
+    siblings = [name for name, _ in (model.get_submodule(parent) if parent else model)
+                .named_children()]
+    names = [f"{parent}.{n}" if parent else n for n in siblings]
+    if path not in names:
+        return None
+    after = names[names.index(path) + 1:]
+    return after[0] if after and isinstance(model.get_submodule(after[0]), Transition) else None
+
+
 def last_conv(module: nn.Module) -> nn.Conv2d:
     """The last convolution inside ``module``: it decides the channels the module gives."""
     convs = [m for m in module.modules() if isinstance(m, nn.Conv2d)]
