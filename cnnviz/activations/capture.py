@@ -51,9 +51,9 @@ def layers(spec, size: int | None = None) -> list[Layer]:
 
 
 def fresh_model(spec, seed: int = 0) -> nn.Module:
-    """The network as a training run starts it: the same seed, the same initialisation."""
-    torch.manual_seed(seed)
-    return build(spec).eval()
+    """The network as a training run starts it: the same seed, the same initialisation (drawn
+    from a generator of its own, never from torch's process-wide one)."""
+    return build(spec, seed=seed).eval()
 
 
 @dataclass

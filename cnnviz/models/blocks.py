@@ -317,11 +317,15 @@ def named_stages(stages: list[tuple[str, nn.Module]]) -> nn.Sequential:
     return nn.Sequential(OrderedDict(stages))
 
 
-def init_weights(model: nn.Module) -> nn.Module:
-    """The book's initialisation (``train_ch6``): Xavier-uniform weights, zero biases."""
+def init_weights(model: nn.Module, generator: torch.Generator | None = None) -> nn.Module:
+    """The book's initialisation (``train_ch6``): Xavier-uniform weights, zero biases.
+
+    With ``generator`` the weights are drawn from it alone: a run seeds its own generator
+    instead of torch's process-wide one, which every other session's thread shares.
+    """
     for module in model.modules():
         if isinstance(module, (nn.Conv2d, nn.Linear)):
-            nn.init.xavier_uniform_(module.weight)
+            nn.init.xavier_uniform_(module.weight, generator=generator)
             if module.bias is not None:
                 nn.init.zeros_(module.bias)
     return model

@@ -11,6 +11,7 @@ from torch import nn
 
 from cnnviz.errors import Problem, ShapeError, SpecError
 from cnnviz.models.arithmetic import output_shape
+from cnnviz.models.blocks import init_weights
 from cnnviz.specs import validate
 
 _BUILDERS: dict[str, Callable] = {}
@@ -23,18 +24,22 @@ def register(family: str) -> Callable:
     return decorator
 
 
-def build(spec, device: str | torch.device | None = None) -> nn.Module:
+def build(spec, device: str | torch.device | None = None, seed: int | None = None) -> nn.Module:
     """Build the network a spec describes, with the book's initialisation.
 
     ``device="meta"`` gives a model with shapes but no storage: shape work never pays for
-    weights. Raises :class:`SpecError` when the spec cannot be built.
+    weights. ``seed``: the weights are drawn from a generator of that seed, never from torch's
+    process-wide one, so the same seed gives the same network whatever other sessions' threads
+    draw meanwhile, and no other thread's random numbers change. Raises :class:`SpecError`
+    when the spec cannot be built.
     """
     problems = validate(spec)
     if problems:
         raise SpecError(problems)
     try:
         with torch.device(device) if device is not None else contextlib.nullcontext():
-            return _BUILDERS[spec.family](spec)
+            model = _BUILDERS[spec.family](spec)
+            return model if seed is None else init_weights(model, torch.Generator().manual_seed(seed))
     except (RuntimeError, OverflowError, MemoryError) as exc:
         # Within the spec's bounds this should not happen; if PyTorch still refuses (a
         # tensor too large for this machine), say so instead of crashing.

@@ -227,9 +227,8 @@ class TrainingRun:
 
     def _train(self, device: torch.device, data: Dataset) -> None:
         cfg, spec = self.config, self.spec
-        torch.manual_seed(cfg.seed)
-        generator = torch.Generator().manual_seed(cfg.seed)
-        model = self.model = make_model(spec, device, cfg.size)
+        generator = torch.Generator().manual_seed(cfg.seed)  # the run's own: see make_model
+        model = self.model = make_model(spec, device, cfg.size, seed=cfg.seed)
         train = DeviceImages(data.train_images, data.train_labels, device)
         test = DeviceImages(data.test_images, data.test_labels, device)
         if len(train) == 0:

@@ -62,16 +62,20 @@ def channels_last(device: torch.device, size: int) -> bool:
 # every convolution. A run here has four shapes per layer (the training batch, the last smaller
 # one, the test batches): on an H200 the tuning took most of a short run (GoogLeNet at 96, one
 # epoch of the digits: 13.3 s), so runs keep cuDNN's own choice (docs/benchmarks.md).
+# cuDNN's flags are process-wide in PyTorch: they are set once, here, when the training package
+# is imported, and no run writes them from its thread (a run would change every other's).
 CUDNN_BENCHMARK = False
+torch.backends.cudnn.benchmark = CUDNN_BENCHMARK
 
 
-def make_model(spec, device: torch.device, size: int | None = None) -> nn.Module:
+def make_model(spec, device: torch.device, size: int | None = None,
+               seed: int | None = None) -> nn.Module:
     """The spec's network on ``device`` in the layout :func:`channels_last` picks for input
-    ``size`` (the spec's own unless given); on CUDA with cuDNN's autotuning as
-    ``CUDNN_BENCHMARK`` says."""
-    model = build(spec).to(device)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = CUDNN_BENCHMARK
+    ``size`` (the spec's own unless given).
+
+    ``seed``: the weights' seed (see :func:`cnnviz.models.build`).
+    """
+    model = build(spec, seed=seed).to(device)
     if channels_last(device, size or spec.input_size):
         model = model.to(memory_format=torch.channels_last)
     return model
