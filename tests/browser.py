@@ -77,16 +77,18 @@ class ServerError(RuntimeError):
 
 
 @contextmanager
-def streamlit_server(script: str = "streamlit_app.py", cwd: str | Path = ROOT):
-    """``streamlit run script`` on a free port of 127.0.0.1; yields its URL once healthy."""
-    port = _free_port()
+def streamlit_server(script: str = "streamlit_app.py", cwd: str | Path = ROOT,
+                     env: dict[str, str] | None = None, port: int | None = None):
+    """``streamlit run script`` on ``port`` (a free one unless given) of 127.0.0.1, with
+    ``env`` added to the environment (a teacher's caps, say); yields its URL once healthy."""
+    port = port or _free_port()
     url = f"http://127.0.0.1:{port}"
     log = tempfile.TemporaryFile()
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", script, "--server.port", str(port),
          "--server.address", "127.0.0.1", "--server.headless", "true"],
         cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
-        env={**os.environ, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"})
+        env={**os.environ, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false", **(env or {})})
     try:
         deadline = time.monotonic() + SERVER_START_S
         while not _healthy(url):
