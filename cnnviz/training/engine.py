@@ -71,7 +71,7 @@ class Point:
 
 @dataclass
 class Result:
-    model: nn.Module                       # on the CPU, eval mode
+    model: nn.Module | None                # on the CPU, eval mode; None once let go
     confusion: torch.Tensor                # (classes, classes): rows true, columns predicted
     mistakes: list[tuple[torch.Tensor, int, int]] = field(default_factory=list)
 
