@@ -289,7 +289,7 @@ def test_a_second_run_overlays_the_first():
 
 def test_stop_ends_a_run_and_keeps_what_it_learned():
     at = open_train()
-    settings(at, epochs=200, limit=None)
+    settings(at, epochs=100, limit=None)  # the default cap (CNNVIZ_MAX_EPOCHS)
     start(at)
     assert at.button(key="train.start").disabled and not at.button(key="train.stop").disabled
     assert at.number_input(key="train.lr").disabled  # the settings are the run's now
@@ -301,7 +301,7 @@ def test_stop_ends_a_run_and_keeps_what_it_learned():
     run_to_end(at)
     [history] = at.session_state["train.history"]
     last = history.points[-1]
-    assert history.state == "stopped" and last.epoch < 200
+    assert history.state == "stopped" and last.epoch < 100
     # What it learned is tested when it stops: the test figure is of the same weights.
     assert last.test_acc is not None
     epochs = f"{last.epoch:.2f}".rstrip("0").rstrip(".")

@@ -12,11 +12,12 @@ import io
 import os
 import threading
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
 
 import torch
 
+from cnnviz.limits import limit
 from cnnviz.training.config import TrainConfig
 from cnnviz.training.data import load_dataset
 from cnnviz.training.datasets import DataError, dataset_info
@@ -73,14 +74,21 @@ class TrainingJob:
     ``watched``: a page draws itself after starting the job; training (not the data's load)
     waits until it calls :meth:`page_drawn`, so the page's drawing does not take the first
     second of a short run's cores (at most ``PAGE_WAIT`` seconds).
+    ``alive``: whether whoever started the job is still there (the app passes "is this browser
+    session still connected"); once it has said no for ``limits.limit("abandon_seconds")``
+    seconds on end, the :data:`WATCHDOG` stops the run, skips its test and frees its device.
     """
 
     def __init__(self, number: int, label: str, spec, config: TrainConfig,
                  callbacks: Iterable[Callback] = (), threads: int | None = None,
-                 watched: bool = False):
+                 watched: bool = False, alive: Callable[[], bool] | None = None):
         self.threads = threads or app_threads()
         self.number, self.label, self.spec = number, label, spec
-        self.config = config.resolved(spec)  # raises TrainingError before any thread starts
+        config = config.resolved(spec)  # raises TrainingError before any thread starts
+        # No run trains longer than the server's cap: a run of epochs gets it as its budget.
+        most = limit("run_seconds")
+        self.capped = config.time_budget is None or config.time_budget > most
+        self.config = replace(config, time_budget=most) if self.capped else config
         self.classes = dataset_info(config.dataset).classes  # DataError for an unknown name
         self.callbacks = tuple(callbacks)
         self.run: TrainingRun | None = None
@@ -95,12 +103,16 @@ class TrainingJob:
             self._drawn.set()
         self._thread: threading.Thread | None = None
         self.created_at = time.monotonic()
+        self.alive = alive
+        self.abandoned = ""  # why the watchdog stopped the run, once it has
 
     def start(self) -> "TrainingJob":
         import_loaders()  # a no-op once the Train page has done it
         self._state = "loading data"
         self._thread = threading.Thread(target=self._work, name="cnnviz-train-job", daemon=True)
         self._thread.start()
+        if self.alive is not None:
+            WATCHDOG.watch(self)
         return self
 
     def stop(self) -> None:
@@ -108,6 +120,14 @@ class TrainingJob:
         run = self.run
         if run is not None:
             run.stop()
+
+    def abandon(self, seconds: float) -> None:
+        """Nobody watches the run any more: stop it at once, test nothing, free the device."""
+        self.abandoned = (f"its browser tab was closed for {seconds:.0f} s, so the server "
+                          f"stopped it and freed {self.device or 'its device'} "
+                          f"(CNNVIZ_ABANDON_SECONDS)")
+        self.stop()
+        self.stop()  # the second stop skips the test of what it learned: nobody would see it
 
     def page_drawn(self) -> None:
         """The page that started the job has drawn itself: training may take the cores."""
@@ -165,7 +185,13 @@ class TrainingJob:
 
     @property
     def message(self) -> str:
-        return self.run.message if self.run is not None else self._message
+        message = self.run.message if self.run is not None else self._message
+        if self.capped and message == "the time budget is spent":
+            message = (f"stopped at this server's cap of {self.config.time_budget:,.0f} s per "
+                       f"run (CNNVIZ_MAX_RUN_SECONDS; see docs/teaching.md)")
+        if self.abandoned and self.done:
+            return f"{message}: {self.abandoned}" if message else self.abandoned
+        return message
 
     @property
     def result(self) -> Result | None:
@@ -225,6 +251,69 @@ class TrainingJob:
         return f"{state}: {self.message}" if self.message else state
 
 
+class Watchdog:
+    """Stops the runs nobody watches any more (see ``TrainingJob(alive=...)``).
+
+    One daemon thread for the process, started with the first watched job and ended when no
+    job is left to watch; it asks each job's ``alive`` every ``every`` seconds.
+    """
+
+    def __init__(self, every: float = 1.0):
+        self.every = every
+        self._jobs: dict[TrainingJob, float | None] = {}  # job → since when it has been gone
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def watch(self, job: TrainingJob) -> None:
+        with self._lock:
+            self._jobs[job] = None
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._loop, name="cnnviz-watchdog",
+                                                daemon=True)
+                self._thread.start()
+
+    def watched(self) -> int:
+        with self._lock:
+            return len(self._jobs)
+
+    def check(self, now: float | None = None) -> None:
+        """One round: forget ended jobs, stop those gone for too long."""
+        now = time.monotonic() if now is None else now
+        patience = limit("abandon_seconds")
+        with self._lock:
+            jobs = list(self._jobs.items())
+        for job, gone_since in jobs:
+            if job.done:
+                with self._lock:
+                    self._jobs.pop(job, None)
+                continue
+            try:
+                alive = job.alive()
+            except Exception:  # noqa: BLE001 - a broken check must not kill the watchdog
+                alive = True
+            if alive:
+                gone_since = None
+            elif gone_since is None:
+                gone_since = now
+            elif now - gone_since >= patience and not job.abandoned:
+                job.abandon(now - gone_since)
+            with self._lock:
+                if job in self._jobs:
+                    self._jobs[job] = gone_since
+
+    def _loop(self) -> None:
+        while True:
+            time.sleep(self.every)
+            self.check()
+            with self._lock:
+                if not self._jobs:
+                    self._thread = None
+                    return
+
+
+WATCHDOG = Watchdog()
+
+
 @dataclass(frozen=True)
 class FinishedRun:
     """A run in the session's history: what it was and what it gave."""
@@ -253,6 +342,32 @@ class FinishedRun:
     @property
     def title(self) -> str:
         return f"#{self.number} {self.label}"
+
+    @property
+    def weights(self):
+        """The trained model, or None: the run failed, stopped before training, or its weights
+        were let go (:meth:`without_weights`)."""
+        return self.result.model if self.result is not None else None
+
+    @property
+    def weights_dropped(self) -> bool:
+        return self.result is not None and self.result.model is None
+
+    def without_weights(self) -> "FinishedRun":
+        """The same run with its model let go: metrics, curves, confusion matrix and
+        misclassified images stay (a few KB), the weights (up to hundreds of MB) do not."""
+        if self.result is None or self.result.model is None:
+            return self
+        return replace(self, result=replace(self.result, model=None))
+
+
+def keep_weights(history: list[FinishedRun], keep: int | None = None) -> list[FinishedRun]:
+    """``history`` with the weights of only its last ``keep`` runs that have weights
+    (``limits.limit("kept_weights")`` unless given); older runs keep everything else."""
+    keep = limit("kept_weights") if keep is None else keep
+    with_weights = [i for i, run in enumerate(history) if run.weights is not None]
+    drop = set(with_weights[:max(len(with_weights) - keep, 0)])
+    return [run.without_weights() if i in drop else run for i, run in enumerate(history)]
 
 
 CSV_COLUMNS = ("run", "label", "network", "dataset", "state", "epoch", "train_loss",

@@ -1,5 +1,6 @@
 """One training run at a time per device, across every browser session of the process;
-the others wait in a visible first-come, first-served queue."""
+the others wait in a visible first-come, first-served queue. The run-time estimate takes a
+device through the same queue, but only when it is free (:meth:`DeviceQueue.try_acquire`)."""
 from __future__ import annotations
 
 import threading
@@ -34,6 +35,25 @@ class DeviceQueue:
             waiting.popleft()
             self._busy[device] = run
             return True
+
+    def try_acquire(self, device: str, owner: object) -> bool:
+        """Take the device only if nothing trains on it and nothing waits for it (the run-time
+        estimate: timing steps beside a run would slow the run and time the wrong thing)."""
+        with self._lock:
+            if self._busy.get(device) is not None or self._waiting.get(device):
+                return False
+            self._busy[device] = owner
+            return True
+
+    def waiting(self, device: str | None = None) -> int:
+        """How many runs wait (for ``device``, or for any device)."""
+        with self._lock:
+            queues = [self._waiting.get(device, ())] if device else self._waiting.values()
+            return sum(len(q) for q in queues)
+
+    def busy(self, device: str) -> bool:
+        with self._lock:
+            return self._busy.get(device) is not None
 
     def release(self, device: str, run: object) -> None:
         with self._lock:

@@ -10,9 +10,10 @@ import torch
 
 from cnnviz.activations.capture import fresh_model
 from cnnviz.errors import CnnvizError
+from cnnviz.limits import limit
 from cnnviz.training.checkpoint import load_weights
 from cnnviz.training.datasets import DATASETS
-from cnnviz.ui.train_results import MAX_WEIGHTS_MB, TRAINED_MODEL
+from cnnviz.ui.train_results import TRAINED_MODEL
 from cnnviz.ui.train_view import HISTORY
 
 FRESH = "freshly initialised (seed 0, as a training run starts)"
@@ -27,11 +28,12 @@ def fresh(spec_key: str, _spec) -> torch.nn.Module:
 
 
 def trained_choices(spec) -> dict[str, dict]:
-    """Trained models of this very network: the Train page's runs, and uploaded weights."""
+    """Trained models of this very network: the Train page's runs that keep their weights
+    (the last few of the session), and uploaded weights."""
     found: dict[str, dict] = {}
     for run in reversed(st.session_state.get(HISTORY, [])):
-        if run.spec == spec and run.result is not None:
-            found[f"trained: {run.title}"] = {"model": run.result.model, "label": run.title,
+        if run.spec == spec and run.weights is not None:
+            found[f"trained: {run.title}"] = {"model": run.weights, "label": run.title,
                                               "dataset": run.config.dataset, "run": run}
     latest = st.session_state.get(TRAINED_MODEL)
     if latest and latest["spec"] == spec and latest["label"] not in \
@@ -72,7 +74,7 @@ def _upload_weights(spec, prefix: str) -> None:
     st.file_uploader("A state_dict saved from this network (`torch.save(model.state_dict(), "
                      "path)`, e.g. the Train page's download)", type=["pt", "pth"],
                      key=prefix + "weights", on_change=_weights_uploaded, args=(spec, prefix),
-                     max_upload_size=MAX_WEIGHTS_MB)
+                     max_upload_size=limit("weights_mb"))
     error = st.session_state.get(prefix + "weights.error")
     if error:
         st.error(error)

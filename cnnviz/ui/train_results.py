@@ -3,10 +3,13 @@
 weights back."""
 from __future__ import annotations
 
+from functools import partial
+
 import streamlit as st
 
 from cnnviz.batchnorm.compare import recorded
 from cnnviz.figures_training import confusion_figure, mistake_tiles
+from cnnviz.limits import limit
 from cnnviz.training.advice import chance_advice, format_epochs
 from cnnviz.training.checkpoint import CheckpointError, load_weights, state_dict_bytes
 from cnnviz.training.datasets import DATASETS
@@ -17,7 +20,6 @@ RESULTS_OF = "train.results_of"
 # the Feature maps page offers beside the run history.
 TRAINED_MODEL = "cnnviz.trained_model"
 UPLOAD, UPLOAD_RESULT = "train.upload", "train.upload.result"
-MAX_WEIGHTS_MB = 500  # the app's upload limit is 1 MB (a spec); weights are bigger
 
 
 def make_trained_model(run: FinishedRun) -> None:
@@ -65,7 +67,8 @@ def show_history(history: list[FinishedRun], network_name) -> None:
                  key="train.history.table",
                  column_config={"test acc": st.column_config.NumberColumn(format="percent"),
                                 "train acc": st.column_config.NumberColumn(format="percent")})
-    st.download_button("Download the metrics (CSV)", metrics_csv(history, network_name),
+    # Made when clicked, not on every rerun of the page (a deferred download).
+    st.download_button("Download the metrics (CSV)", partial(metrics_csv, history, network_name),
                        "cnnviz-runs.csv", "text/csv", key="train.download.csv",
                        icon=":material/table_view:",
                        help="one row per metric point per run")
@@ -119,6 +122,12 @@ def _show_results(run: FinishedRun) -> None:
     if run.result is None:
         st.info("No model to keep from this run: it failed, or stopped before it trained.")
         return
+    if run.weights_dropped:
+        st.info(f"Run #{run.number}'s weights were let go to save the server's memory: a "
+                f"session keeps the weights of its last {limit('kept_weights')} runs "
+                "(CNNVIZ_KEEP_WEIGHTS). Its curves, metrics, confusion matrix and mistakes "
+                "stay; download a run's weights while it is among the last to keep them.",
+                icon=":material/memory:")
     confusion, mistakes = st.columns([3, 2], gap="large")
     with confusion:
         st.markdown("**Confusion matrix** (test split, last evaluation)")
@@ -132,9 +141,12 @@ def _show_results(run: FinishedRun) -> None:
             st.image(images, caption=captions)
         else:
             st.caption("none: every test image is classified correctly")
+    if run.weights is None:
+        return
     left, right, _ = st.columns([1, 1, 2])
     name = run.label.split(" · ", 1)[0].replace(" ", "-")
-    left.download_button("Download weights (.pt)", state_dict_bytes(run.result.model),
+    # Serialised when clicked (a deferred download), not on every rerun: AlexNet's are 200 MB.
+    left.download_button("Download weights (.pt)", partial(state_dict_bytes, run.weights),
                          f"{name}-run{run.number}.pt", "application/octet-stream",
                          key=f"train.download.weights.{run.number}",
                          icon=":material/download:",
@@ -148,7 +160,7 @@ def _show_results(run: FinishedRun) -> None:
 def show_upload(spec, name: str) -> None:
     st.subheader("Load weights", anchor=False)
     upload = st.file_uploader(f"A state_dict for {name} (.pt or .pth)", type=["pt", "pth"],
-                              key=UPLOAD, max_upload_size=MAX_WEIGHTS_MB,
+                              key=UPLOAD, max_upload_size=limit("weights_mb"),
                               help="read with weights_only=True: a file can carry no code")
     if upload is None:
         return

@@ -15,14 +15,17 @@ import torch
 from cnnviz.batchnorm.recorder import BatchNormRecorder
 from cnnviz.batchnorm.twins import has_batch_norm
 from cnnviz.errors import CnnvizError
+from cnnviz.limits import limit, network_over, over
 from cnnviz.figures_training import curves_figure
 from cnnviz.training.config import (DEVICE_CHOICES, MAX_BATCH_SIZE, MAX_LR, MAX_SIZE,
-                                    TrainConfig, book_batch_size, book_help, book_lr)
+                                    TrainConfig, book_batch_size, book_help, book_lr,
+                                    resolve_device)
 from cnnviz.training.data import is_downloaded
 from cnnviz.training.datasets import DATASETS, augmentation_help
 from cnnviz.training.engine import estimate_seconds
 from cnnviz.training.job import (FinishedRun, TrainingJob, app_threads, format_seconds,
-                                 import_loaders)
+                                 import_loaders, keep_weights)
+from cnnviz.training.queue import DEVICES
 from cnnviz.ui import train_results
 from cnnviz.ui.state import (current_spec, nearest_sizes, network_name,
                              sync_url)
@@ -212,7 +215,14 @@ def _problems(spec, config: TrainConfig) -> list[str]:
     if not _device_available(config.device):
         problems.append(f"Device {config.device} is not available on this machine; choose "
                         "auto or cpu.")
+    for capped in (over("input_size", config.size),
+                   None if config.time_budget else over("epochs", config.epochs),
+                   over("run_seconds", config.time_budget or 0)):
+        if capped:
+            problems.append(capped)
     at_size = analyse(spec, (config.size, config.size))
+    if at_size.summary is not None:
+        problems += network_over(at_size.summary.total_params, at_size.summary.mult_adds)
     if not at_size.ok and at_size.failure is not None:
         f = at_size.failure
         near = nearest_sizes(at_size)
@@ -240,21 +250,22 @@ def _estimate(spec, config: TrainConfig, problems: list[str]) -> None:
         summary = analyse(spec, (config.size, config.size)).summary
         cheap = summary is not None and summary.mult_adds * config.batch_size \
             <= AUTO_ESTIMATE_MULT_ADDS
-        if running:
-            box.caption("The run time is estimated when no run is going (timing steps now "
-                        "would slow it down).")
+        device = str(resolve_device(config.device))
+        if running or DEVICES.busy(device) or DEVICES.waiting(device):
+            box.caption(f"The run time is estimated when {device} is free: a run (yours or "
+                        "another session's) uses it now, and timing steps beside it would "
+                        "slow that run and time the wrong thing.")
             return
         if not cheap and not box.button("Estimate the run time", key="train.estimate",
                                         icon=":material/timer:",
                                         help="times a few training steps on random data"):
             return
-        try:
-            with st.spinner("Timing a few training steps…"):
-                cache[key] = estimate_seconds(spec, config, threads=app_threads())
-        except torch.OutOfMemoryError:
-            cache[key] = f"a batch of {config.batch_size} does not fit in memory"
-        except (CnnvizError, RuntimeError) as exc:
-            cache[key] = f"{exc}"
+        estimate = _timed_estimate(spec, config, device)
+        if estimate is None:
+            box.caption(f"A run has just taken {device}: the run time is estimated when it "
+                        "is free.")
+            return
+        cache[key] = estimate
     seconds = cache[key]
     if isinstance(seconds, str):
         box.warning(f"No estimate: {seconds}.")
@@ -266,14 +277,53 @@ def _estimate(spec, config: TrainConfig, problems: list[str]) -> None:
                  f"{download}.")
 
 
+def _timed_estimate(spec, config: TrainConfig, device: str) -> float | str | None:
+    """Seconds, or why there is no estimate; None when the device was taken meanwhile. The
+    estimate holds the device through the run queue while it times, as a run would."""
+    owner = object()
+    if not DEVICES.try_acquire(device, owner):
+        return None
+    try:
+        with st.spinner("Timing a few training steps…"):
+            return estimate_seconds(spec, config, threads=app_threads())
+    except torch.OutOfMemoryError:
+        return f"a batch of {config.batch_size} does not fit in memory"
+    except (CnnvizError, RuntimeError) as exc:
+        return f"{exc}"
+    finally:
+        DEVICES.release(device, owner)
+
+
+def _session_alive():
+    """Whether this browser session is still connected, asked of Streamlit's runtime (safe
+    from any thread); None outside a server (AppTest), where nobody closes a tab."""
+    from streamlit.runtime import Runtime, exists
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+    ctx = get_script_run_ctx()
+    if ctx is None or not exists():
+        return None
+    runtime, session = Runtime.instance(), ctx.session_id
+    return lambda: runtime.is_active_session(session)
+
+
+def _queue_full() -> str | None:
+    waiting, most = DEVICES.waiting(), limit("queue")
+    if waiting < most:
+        return None
+    return (f"{waiting} runs already wait for a device on this server, its cap (the teacher "
+            f"raises it with the environment variable CNNVIZ_MAX_QUEUE; see "
+            f"docs/teaching.md). Start again when one has finished.")
+
+
 def _start(spec) -> None:
     state = st.session_state
     if state.get(ACTIVE) is not None:
         return
     config = _config()  # as the click left the widgets, not as they were drawn
     problems = _problems(spec, config)
-    if problems:
-        state[START_ERROR] = problems[0]
+    full = _queue_full()
+    if problems or full:
+        state[START_ERROR] = problems[0] if problems else full
         return
     number = state.get(COUNT, 0) + 1
     try:
@@ -281,7 +331,7 @@ def _start(spec) -> None:
         # the BatchNorm page (read back from the run's history with batchnorm.compare.recorded).
         recorders = [BatchNormRecorder()] if has_batch_norm(spec) else []
         job = TrainingJob(number, _label(spec, config), spec, config, callbacks=recorders,
-                          watched=True)
+                          watched=True, alive=_session_alive())
     except CnnvizError as exc:
         state[START_ERROR] = str(exc)
         return
@@ -329,7 +379,8 @@ def _collect_finished() -> None:
     state[ACTIVE] = None
     state[LAST] = finished
     if finished.points:
-        state[HISTORY] = [*state.get(HISTORY, []), finished]
+        # Only the last few runs keep their weights: 30 students × many runs would not fit.
+        state[HISTORY] = keep_weights([*state.get(HISTORY, []), finished])
         shown = [t for t in state.get(COMPARE, []) if any(r.title == t for r in state[HISTORY])]
         state[COMPARE] = [*shown, finished.title]
         state[train_results.RESULTS_OF] = finished.title
