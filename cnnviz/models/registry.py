@@ -37,14 +37,28 @@ def build(spec, device: str | torch.device | None = None, seed: int | None = Non
     if problems:
         raise SpecError(problems)
     try:
+        if seed is not None:
+            return _seeded(spec, device, seed)
         with torch.device(device) if device is not None else contextlib.nullcontext():
-            model = _BUILDERS[spec.family](spec)
-            return model if seed is None else init_weights(model, torch.Generator().manual_seed(seed))
+            return _BUILDERS[spec.family](spec)
     except (RuntimeError, OverflowError, MemoryError) as exc:
         # Within the spec's bounds this should not happen; if PyTorch still refuses (a
         # tensor too large for this machine), say so instead of crashing.
         raise SpecError([Problem("", f"PyTorch cannot build this network: "
                                      f"{str(exc).splitlines()[0]}")]) from None
+
+
+def _seeded(spec, device, seed: int) -> nn.Module:
+    """Built on the meta device (the layers' own random init draws nothing there), given
+    storage, then initialised from a generator of ``seed`` alone: torch's process-wide random
+    stream is neither seeded nor drawn from."""
+    with torch.device("meta"):
+        model = _BUILDERS[spec.family](spec)
+    model = model.to_empty(device=device if device is not None else "cpu")
+    for module in model.modules():
+        if not isinstance(module, (nn.Conv2d, nn.Linear)) and hasattr(module, "reset_parameters"):
+            module.reset_parameters()  # BatchNorm: γ = 1, β = 0, fresh running statistics
+    return init_weights(model, torch.Generator().manual_seed(seed))
 
 
 @functools.lru_cache(maxsize=64)
