@@ -335,6 +335,9 @@ class FinishedRun:
 
     @classmethod
     def of(cls, job: TrainingJob) -> "FinishedRun":
+        if job.result is not None and job.result.model is not None:
+            # The history keeps the weights, not the last step's gradients (as large again).
+            job.result.model.zero_grad(set_to_none=True)
         return cls(job.number, job.label, job.spec, job.config, tuple(job.classes), job.state,
                    job.message, job.device, tuple(job.points()), job.result,
                    tuple(job.callbacks))
