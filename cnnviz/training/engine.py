@@ -47,6 +47,7 @@ from cnnviz.training.batches import DeviceImages, prepare
 from cnnviz.training.config import TrainConfig, TrainingError, resolve_device
 from cnnviz.training.data import Dataset, load_dataset
 from cnnviz.training.datasets import dataset_info
+from cnnviz.training.faults import explain, where
 from cnnviz.training.queue import DEVICES, DeviceQueue
 from cnnviz.training.recipe import make_model, make_recipe, plan_batches
 
@@ -133,6 +134,10 @@ class TrainingRun:
         self.result: Result | None = None
         self.model: nn.Module | None = None  # the network being trained, once it is built
         self.started_at: float | None = None
+        # Where the run is, for the message of a run that breaks: epochs done after the latest
+        # training step (None before the first) and whether it is testing what it learned.
+        self._epochs_done: float | None = None
+        self._testing = False
 
     # -- the handle -------------------------------------------------------------------------
     def start(self) -> "TrainingRun":
@@ -200,9 +205,14 @@ class TrainingRun:
                             f"{self.device}; try batch size {half} or a smaller input size")
         except CnnvizError as exc:
             self.state, self.message, self.model = "failed", str(exc), None
-        except Exception as exc:  # noqa: BLE001 - a failed run reports, it never crashes a page
-            self.state, self.message = "failed", f"{type(exc).__name__}: {exc}"
-            self.model = None
+        except BaseException as exc:  # noqa: BLE001 - a failed run reports, it never crashes
+            # a page; KeyboardInterrupt and SystemExit too: raised in this thread they would
+            # print a traceback and leave the run looking as if it still ran (see faults.py).
+            self.model = None  # the device may have its memory back (or be gone)
+            self.state = "failed"
+            self.message = explain(exc, where(self._epochs_done, self.config.epochs,
+                                              self._testing),
+                                   self.device, kept=bool(self._points))
         finally:
             if acquired:
                 self._queue.release(self.device, self)
@@ -213,7 +223,7 @@ class TrainingRun:
             for callback in self.callbacks:
                 try:
                     callback.on_end(self, self.result)
-                except Exception as exc:  # noqa: BLE001 - reported as the run's failure
+                except BaseException as exc:  # noqa: BLE001 - reported as the run's failure
                     self.state = "failed"
                     self.message = (f"{type(callback).__name__}.on_end failed "
                                     f"({type(exc).__name__}: {exc})")
@@ -264,6 +274,7 @@ class TrainingRun:
                 seen += labels.shape[0]
                 examples += labels.shape[0]
                 done_steps += 1
+                self._epochs_done = epoch + step / steps
                 # The run ends at the last step or when the budget is spent, whichever first.
                 self.progress = min(1.0, max(done_steps / total_steps,
                                              (time.monotonic() - start) / cfg.time_budget
@@ -283,8 +294,10 @@ class TrainingRun:
                                                        "(Stop again to skip the test)"
             tested_at = time.monotonic()
             trained = tested_at - start - testing
+            self._testing = True
             accuracy, tested = evaluate(model, test, batch, recipe.prep, recipe.autocast,
                                         cancel=self._cut_test)
+            self._testing = False
             predictions = tested if tested is not None else predictions
             testing += time.monotonic() - tested_at
             self._point(epoch + min(seen / len(train), 1.0), loss_sum, correct, bad, seen,
