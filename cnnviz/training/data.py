@@ -12,23 +12,17 @@ between callers and read-only by convention.
 from __future__ import annotations
 
 import os
-import re
 import threading
-from collections.abc import Callable
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.error import URLError
 
 import numpy as np
 import torch
 
 from cnnviz.training.datasets import DIGITS_TEST_SIZE, DataError, DatasetInfo, dataset_info
-
-Progress = Callable[[str, float], None]
-
-# Share of the progress bar the download takes; reading the files takes the rest.
-_DOWNLOAD_SHARE = 0.9
+from cnnviz.training.download import DOWNLOAD_SHARE, Progress, short_reason
+from cnnviz.training.download import download as download_files
+from cnnviz.training.files import FileProblem, expected_files, problems, torchvision_class
 
 
 @dataclass(frozen=True, eq=False)
@@ -56,14 +50,37 @@ def default_root() -> Path:
 
 
 def is_downloaded(name: str, root: Path | str | None = None) -> bool:
-    """Whether the data set's files are present under ``root`` (always true for offline sets).
+    """Whether the data set's files are all under ``root`` and whole (always true for offline
+    sets): a file cut short or damaged does not count (see :mod:`cnnviz.training.files`)."""
+    return not cache_problems(name, root)
 
-    Only checks that the files exist: reading them is what finds a corrupt file.
-    """
+
+def cache_problems(name: str, root: Path | str | None = None) -> list[FileProblem]:
+    """The data set's files under ``root`` that are missing or damaged (none for offline
+    sets), each with a sentence that names it."""
     info = dataset_info(name)
-    if info.offline:
-        return True
-    return all(path.is_file() for path in _expected_files(info, _root(root)))
+    return [] if info.offline else problems(info, _root(root))
+
+
+def remove_damaged(name: str, root: Path | str | None = None) -> list[Path]:
+    """Delete the data set's damaged files (present but not whole) so that the next load
+    downloads them again; returns them.
+
+    Only the files :func:`cache_problems` names as damaged are touched: the very names
+    torchvision reads, under ``root`` (cnnviz's data folder unless given), plain files only —
+    never a folder, a link, a healthy file or anything else that lives there.
+    """
+    folder = _root(root).resolve()
+    removed = []
+    for problem in cache_problems(name, root):
+        path = problem.path
+        if problem.missing or path.is_symlink() or not path.is_file() or \
+                not path.resolve().is_relative_to(folder):
+            continue
+        path.unlink()
+        removed.append(path)
+    clear_cache(name, root)
+    return removed
 
 
 def load_dataset(name: str, root: Path | str | None = None, *, download: bool = True,
@@ -137,66 +154,48 @@ def _first(full: Dataset, limit: int, root: Path | None) -> Dataset:
 
 # -- torchvision data sets --------------------------------------------------------------------
 
-def _torchvision_class(info: DatasetInfo):
-    from torchvision import datasets
-
-    return {"fashion-mnist": datasets.FashionMNIST, "mnist": datasets.MNIST,
-            "cifar10": datasets.CIFAR10}[info.name]
-
-
-def _expected_files(info: DatasetInfo, root: Path) -> list[Path]:
-    """The files torchvision reads, by its own class attributes so they stay in step."""
-    cls = _torchvision_class(info)
-    if hasattr(cls, "resources"):  # the MNIST family: gunzipped IDX files in <Class>/raw
-        raw = root / cls.__name__ / "raw"
-        return [raw / os.path.splitext(os.path.basename(url))[0] for url, _ in cls.resources]
-    folder = root / cls.base_folder
-    return [folder / entry[0] for entry in (*cls.train_list, *cls.test_list)] + \
-        [folder / cls.meta["filename"]]
-
-
-def _download_count(info: DatasetInfo) -> int:
-    cls = _torchvision_class(info)
-    return len(cls.resources) if hasattr(cls, "resources") else 1
-
-
-def _load_torchvision(info: DatasetInfo, root: Path, download: bool,
+def _load_torchvision(info: DatasetInfo, root: Path, may_download: bool,
                       report: Progress) -> Dataset:
-    cls = _torchvision_class(info)
+    cls = torchvision_class(info)
     train_set = None
     start = 0.0
-    if not is_downloaded(info.name, root):
-        if not download:
-            raise DataError(f"{info.title} is not downloaded yet (looked under {root}). Download "
-                            f"it once with a network connection, place the files there, or "
-                            f"choose the offline 'digits' data set.")
-        report(f"Downloading {info.title}…", 0.0)
-        try:
-            with _downloads_reported_to(_DownloadProgress(info.title, _download_count(info),
-                                                          report)):
-                # Downloads both splits, then reads the training split.
-                train_set = cls(str(root), train=True, download=True)
-        except _ProgressFailed as failed:
-            raise failed.__cause__ from None
-        except Exception as error:  # torchvision raises URLError, OSError, RuntimeError, ...
-            if not is_downloaded(info.name, root):
-                raise DataError(f"Could not download {info.title} ({_short_reason(error)}). "
-                                f"Choose the offline 'digits' data set, or place the files "
-                                f"under {root}.") from error
-            # The files arrived but do not read: reported as such below.
-        start = _DOWNLOAD_SHARE
+    before = problems(info, root)
+    damaged = [p for p in before if not p.missing]
+    if damaged:  # torchvision would not download over them: say which and what to do
+        raise _unreadable(info, damaged[0].path.parent, damaged[0].problem +
+                          (f" (and {len(damaged) - 1} more)" if len(damaged) > 1 else ""))
+    if before:
+        if not may_download:
+            raise DataError(_not_there(info, root, before))
+        train_set = download_files(info, root, report, before)
+        start = DOWNLOAD_SHARE
     report(f"Loading {info.title}…", start)
     try:
         train_set = train_set or cls(str(root), train=True, download=False)
         test_set = cls(str(root), train=False, download=False)
         data = Dataset(info, *_images_and_labels(train_set, info),
                        *_images_and_labels(test_set, info))
-    except Exception as error:  # truncated or corrupt files: assertion, shape, pickle errors
-        folder = _expected_files(info, root)[0].parent
-        raise DataError(f"Could not read {info.title} from {folder} ({_short_reason(error)}). "
-                        f"Delete that folder to download it again, or choose the offline "
-                        f"'digits' data set.") from error
+    except Exception as error:  # files whole but not as expected: labels, shapes, pickles
+        damaged = [p for p in problems(info, root) if not p.missing]
+        folder = (damaged[0].path if damaged else expected_files(info, root)[0]).parent
+        raise _unreadable(info, folder, damaged[0].problem if damaged
+                          else short_reason(error)) from error
     return data
+
+
+def _unreadable(info: DatasetInfo, folder: Path, why: str) -> DataError:
+    return DataError(f"Could not read {info.title} from {folder} ({why}). Delete that folder "
+                     f"to download it again, or choose the offline 'digits' data set.")
+
+
+def _not_there(info: DatasetInfo, root: Path, missing: list[FileProblem]) -> str:
+    if len(missing) < len(expected_files(info, root)):  # some are there: name what is not
+        return (f"{info.title} is incomplete under {missing[0].path.parent}: "
+                f"{missing[0].problem}. Download it again with a network connection, place "
+                f"the files there, or choose the offline 'digits' data set.")
+    return (f"{info.title} is not downloaded yet (looked under {root}). Download it once with "
+            f"a network connection, place the files there, or choose the offline 'digits' "
+            f"data set.")
 
 
 def _images_and_labels(split, info: DatasetInfo) -> tuple[torch.Tensor, torch.Tensor]:
@@ -213,108 +212,6 @@ def _images_and_labels(split, info: DatasetInfo) -> tuple[torch.Tensor, torch.Te
     if len(labels) and not 0 <= int(labels.min()) <= int(labels.max()) < info.num_classes:
         raise ValueError(f"labels outside 0..{info.num_classes - 1}")
     return images, labels
-
-
-def _short_reason(error: BaseException) -> str:
-    """One short line from an exception whose text may span many lines (torchvision lists
-    every mirror it tried)."""
-    text = str(error.reason if isinstance(error, URLError) else error)
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    reason = lines[-1] if lines else type(error).__name__
-    reason = re.sub(r"^<urlopen error (.*)>$", r"\1", reason)
-    reason = re.sub(r"^\[Errno [-\w]+\]\s*", "", reason)
-    if re.search(r"name resolution|not known|nodename|getaddrinfo|unreachable|no route to host",
-                 reason, re.IGNORECASE):
-        reason = f"no network connection: {reason}"
-    return reason if len(reason) <= 160 else reason[:157] + "..."
-
-
-# -- download progress ------------------------------------------------------------------------
-# torchvision draws a tqdm bar per downloaded file through ``torchvision.datasets.utils.tqdm``.
-# While a download with a progress callback runs, that name points at a dispatcher that hands
-# the calling thread's bar to its callback and every other thread's to the real tqdm.
-
-class _ProgressFailed(Exception):
-    """Carries an exception raised by the caller's progress callback through torchvision."""
-
-
-class _DownloadProgress:
-    """Stands in for torchvision's tqdm bar, one file after another."""
-
-    def __init__(self, title: str, files: int, report: Progress):
-        self.title, self.files, self.report = title, files, report
-        self.index = 0
-        self.done = 0
-        self.total: int | None = None
-        self.reported = 0.0
-
-    def start_file(self, total: int | None) -> _DownloadProgress:
-        self.index += 1
-        self.done, self.total = 0, total
-        return self
-
-    def __enter__(self) -> _DownloadProgress:
-        return self
-
-    def __exit__(self, exc_type, *exc) -> None:
-        if exc_type is None:  # a failed file is reported by the exception, not as finished
-            self.close()
-
-    def update(self, n: int = 1) -> None:
-        self.done += n
-        self._send(final=False)
-
-    def close(self) -> None:
-        self._send(final=True)
-
-    def _send(self, final: bool) -> None:
-        within = 1.0 if final else (min(self.done / self.total, 1.0) if self.total else 0.0)
-        fraction = _DOWNLOAD_SHARE * (min(self.index, self.files) - 1 + within) / self.files
-        if fraction < self.reported + 0.005 and not final:
-            return
-        self.reported = max(self.reported, fraction)
-        size = f"{self.done / 1e6:.1f}" + (f" of {self.total / 1e6:.1f}" if self.total else "")
-        try:
-            self.report(f"Downloading {self.title}… file {min(self.index, self.files)} of "
-                        f"{self.files}, {size} MB", self.reported)
-        except Exception as error:
-            raise _ProgressFailed() from error
-
-
-_hook_lock = threading.Lock()
-_hook_users = 0
-_real_tqdm = None
-_thread_progress = threading.local()
-
-
-def _tqdm_or_progress(*args, **kwargs):
-    progress = getattr(_thread_progress, "current", None)
-    if progress is None:
-        return _real_tqdm(*args, **kwargs)
-    return progress.start_file(kwargs.get("total"))
-
-
-@contextmanager
-def _downloads_reported_to(progress: _DownloadProgress):
-    global _hook_users, _real_tqdm
-    from torchvision.datasets import utils as tv_utils
-
-    if not hasattr(tv_utils, "tqdm"):  # a torchvision that draws its bar differently: no detail
-        yield
-        return
-    with _hook_lock:
-        if _hook_users == 0:
-            _real_tqdm, tv_utils.tqdm = tv_utils.tqdm, _tqdm_or_progress
-        _hook_users += 1
-    _thread_progress.current = progress
-    try:
-        yield
-    finally:
-        _thread_progress.current = None
-        with _hook_lock:
-            _hook_users -= 1
-            if _hook_users == 0:
-                tv_utils.tqdm = _real_tqdm
 
 
 # -- scikit-learn's digits --------------------------------------------------------------------

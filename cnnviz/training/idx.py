@@ -19,9 +19,8 @@ import torch
 
 from cnnviz.training.data import clear_cache
 from cnnviz.training.datasets import DATASETS
+from cnnviz.training.files import IMAGES_MAGIC, LABELS_MAGIC
 
-IMAGES_MAGIC = 2051
-LABELS_MAGIC = 2049
 SIDE = 28
 
 _FOLDERS = {"fashion-mnist": "FashionMNIST", "mnist": "MNIST"}
