@@ -10,6 +10,11 @@ time: Streamlit compares with its own copy of the query, which can differ from t
 sent and the browser kept a stale or empty one.
 Widgets that edit the spec are keyed with a *version* that changes whenever the spec is
 replaced from outside (preset, upload, link), so they start from the new spec's values.
+
+Runs live only in the server's memory, with the session. While a session has runs the URL also
+says how many (``&runs=N``), so a new session that arrives with the count but none of the runs
+(the server restarted and the browser reconnected, the session expired, the page was reloaded)
+tells the learner what was lost instead of silently forgetting. The network is in the link.
 """
 from __future__ import annotations
 
@@ -23,6 +28,10 @@ from cnnviz.workbench import Analysis, describe_sizes, size_report
 
 DEFAULT_PRESET = "lenet"
 _SPEC, _VERSION, _PINNED, _NOTICE = "cnnviz.spec", "cnnviz.version", "cnnviz.pinned", "cnnviz.notice"
+# The Train page's run history and live run (cnnviz.ui.train_view keeps them under these keys).
+RUN_HISTORY, LIVE_RUN = "train.history", "train.active"
+RUNS = "runs"  # the URL's count of the session's runs
+_MOST_RUNS = 6  # digits of a count the URL may carry: more is not a count this app wrote
 
 
 def preset_name(spec) -> str | None:
@@ -50,17 +59,38 @@ def _from_url():
     return PRESETS[DEFAULT_PRESET].spec
 
 
+def _lost_runs() -> None:
+    """A new session whose link counts runs it does not have: say they are gone."""
+    text = st.query_params.get(RUNS, "")
+    if not (text.isdigit() and len(text) <= _MOST_RUNS and int(text) > 0) or session_runs():
+        return
+    count = int(text)
+    lost = (f"This page's earlier session is gone — the server restarted, the session "
+            f"expired or the page was reloaded — and with it its {count} "
+            f"run{'s' if count != 1 else ''} (curves, results and weights). The network is "
+            f"kept because it is in the link; download a run's weights to keep them.")
+    held = st.session_state.get(_NOTICE)
+    st.session_state[_NOTICE] = f"{held}\n\n{lost}" if held else lost
+
+
 def current_spec():
     """The network every page shows; on a session's first run it comes from the URL."""
     if _SPEC not in st.session_state:
         st.session_state[_SPEC] = _from_url()
         st.session_state[_VERSION] = 0
+        _lost_runs()
     return st.session_state[_SPEC]
 
 
 def take_notice() -> str | None:
     """A message for the user from loading the URL (shown once)."""
     return st.session_state.pop(_NOTICE, None)
+
+
+def session_runs() -> int:
+    """The session's runs: those in its history and the one training now."""
+    state = st.session_state
+    return len(state.get(RUN_HISTORY) or ()) + (state.get(LIVE_RUN) is not None)
 
 
 def replace_spec(spec) -> None:
@@ -87,13 +117,18 @@ def url_params(spec) -> dict[str, str]:
 
 
 def sync_url() -> None:
-    """Put the current network in the URL; call it after the network has been drawn.
+    """Put the current network in the URL, and the session's count of runs while it has
+    any; call it after the network has been drawn.
 
     Always sent, even when ``st.query_params`` already holds it: that is the server's copy,
     and the browser's URL may differ from it (see the module's docstring). The browser only
     pushes a history entry when its URL changes, so an unchanged URL costs one small message.
     """
-    st.query_params.from_dict(url_params(current_spec()))
+    params = url_params(current_spec())
+    runs = session_runs()
+    if runs:
+        params[RUNS] = str(runs)
+    st.query_params.from_dict(params)
 
 
 def open_in(page: str, spec) -> None:
