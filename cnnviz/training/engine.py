@@ -47,7 +47,7 @@ from cnnviz.training.batches import DeviceImages, prepare
 from cnnviz.training.config import TrainConfig, TrainingError, resolve_device
 from cnnviz.training.data import Dataset, load_dataset
 from cnnviz.training.datasets import dataset_info
-from cnnviz.training.faults import explain, where
+from cnnviz.training.faults import explain, remember_if_lost, where
 from cnnviz.training.queue import DEVICES, DeviceQueue
 from cnnviz.training.recipe import make_model, make_recipe, plan_batches
 
@@ -210,6 +210,7 @@ class TrainingRun:
             # print a traceback and leave the run looking as if it still ran (see faults.py).
             self.model = None  # the device may have its memory back (or be gone)
             self.state = "failed"
+            remember_if_lost(exc, self.device)
             self.message = explain(exc, where(self._epochs_done, self.config.epochs,
                                               self._testing),
                                    self.device, kept=bool(self._points))
