@@ -228,7 +228,7 @@ def test_a_run_that_fails_otherwise_loses_no_device(monkeypatch, digits):
 def test_what_counts_as_a_device_that_went_away():
     assert lost_device(RuntimeError(CUDA_GONE), "cuda:1") == "cuda:1"
     assert lost_device(torch.AcceleratorError("CUDA error: device not ready"), "") == "cuda"
-    assert lost_device(RuntimeError("Found no NVIDIA driver on your system."), "cuda") is None
+    assert lost_device(RuntimeError("Found no NVIDIA driver on your system."), "cuda") == "cuda"
     assert lost_device(RuntimeError("CUDA driver error: unknown error"), "cuda") == "cuda"
     assert lost_device(RuntimeError("mat1 and mat2 shapes cannot be multiplied"), "cuda") is None
     assert lost_device(ValueError("CUDA error: not a RuntimeError"), "cuda") is None

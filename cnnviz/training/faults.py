@@ -18,8 +18,10 @@ from cnnviz.training.advice import format_epochs
 # PyTorch ≥ 2.8) for "CUDA error: unspecified launch failure" and its kind, or a plain
 # RuntimeError with the same words from code paths (and drivers) that predate it.
 _ACCELERATOR_ERROR = getattr(torch, "AcceleratorError", None)
+# "Found no NVIDIA driver": a CUDA device chosen while torch still listed it, its driver gone.
 _DEVICE_GONE = re.compile(r"\bCUDA (driver )?error\b|\bcuDNN error\b|CUDA-capable device|"
-                          r"\bdevices? (is|are) (busy or )?unavailable\b", re.IGNORECASE)
+                          r"\bdevices? (is|are) (busy or )?unavailable\b|no NVIDIA driver",
+                          re.IGNORECASE)
 _LONGEST = 200  # characters of an error's own text in a message
 
 
@@ -92,4 +94,4 @@ def _text(error: BaseException) -> str:
     if not lines:
         return name
     first = lines[0] if len(lines[0]) <= _LONGEST else lines[0][:_LONGEST - 1] + "…"
-    return f"{name}: {first}"
+    return f"{name}: {first.rstrip('.')}"  # the message puts its own full stop after it
