@@ -6,10 +6,14 @@ developer's machine and fail in CI (``CI`` set), so CI cannot pass by not runnin
 
 The fixtures (``app_url``, ``browser``, ``page``, ``visit``) reach every test module through
 ``tests/conftest.py``; the helpers (``settle``, ``metric``, ``screenshot``…) are imported from
-here. Each test module gets its own server (``app_url`` is module-scoped).
+here. Each test module gets its own server (``app_url`` is module-scoped);
+``streamlit_process`` starts one with its own environment and gives its process (memory, log).
+``Session`` drives one tab among many at once with Playwright's async API, timing each action
+and checking each page it settles on (tests/test_browser_load.py, benchmarks/bench_load.py).
 """
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import socket
@@ -18,8 +22,10 @@ import sys
 import tempfile
 import time
 import urllib.request
-from contextlib import contextmanager
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -76,32 +82,70 @@ class ServerError(RuntimeError):
     """``streamlit run`` exited or never answered its health check."""
 
 
+@dataclass
+class Server:
+    """A running ``streamlit run``: its URL, its process and what it printed."""
+
+    url: str
+    process: subprocess.Popen
+    _log: IO[bytes]
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def rss_mb(self) -> float:
+        """The server's resident memory (VmRSS of /proc/PID/status), in MB."""
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        raise ServerError(f"no VmRSS for process {self.pid}")
+
+    def log(self) -> str:
+        """Everything the server has printed so far (stdout and stderr)."""
+        self._log.flush()
+        self._log.seek(0)
+        return self._log.read().decode(errors="replace")
+
+
 @contextmanager
-def streamlit_server(script: str = "streamlit_app.py", cwd: str | Path = ROOT,
-                     env: dict[str, str] | None = None, port: int | None = None):
+def streamlit_process(script: str = "streamlit_app.py", cwd: str | Path = ROOT,
+                      env: dict[str, str] | None = None, port: int | None = None):
     """``streamlit run script`` on ``port`` (a free one unless given) of 127.0.0.1, with
-    ``env`` added to the environment (a teacher's caps, say); yields its URL once healthy."""
+    ``env`` added to the environment (a teacher's caps, say); yields a :class:`Server` once
+    healthy."""
     port = port or _free_port()
     url = f"http://127.0.0.1:{port}"
     log = tempfile.TemporaryFile()
+    # The server and Server.log share this file's offset: appending, the server's writes
+    # never land where a read has just moved it.
+    flags = fcntl.fcntl(log.fileno(), fcntl.F_GETFL)
+    fcntl.fcntl(log.fileno(), fcntl.F_SETFL, flags | os.O_APPEND)
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", script, "--server.port", str(port),
          "--server.address", "127.0.0.1", "--server.headless", "true"],
         cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
         env={**os.environ, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false", **(env or {})})
+    server = Server(url, proc, log)
     try:
         deadline = time.monotonic() + SERVER_START_S
         while not _healthy(url):
             if proc.poll() is not None or time.monotonic() > deadline:
                 why = "exited" if proc.poll() is not None else f"not healthy in {SERVER_START_S} s"
-                log.seek(0)
-                raise ServerError(f"streamlit run {script} {why}:\n"
-                                  f"{log.read().decode(errors='replace')[-3000:]}")
+                raise ServerError(f"streamlit run {script} {why}:\n{server.log()[-3000:]}")
             time.sleep(0.2)
-        yield url
+        yield server
     finally:
         _stop(proc)
         log.close()
+
+
+@contextmanager
+def streamlit_server(script: str = "streamlit_app.py", cwd: str | Path = ROOT,
+                     env: dict[str, str] | None = None, port: int | None = None):
+    """As :func:`streamlit_process`, yielding only the server's URL."""
+    with streamlit_process(script, cwd, env, port) as server:
+        yield server.url
 
 
 @pytest.fixture(scope="module")
@@ -114,13 +158,19 @@ def app_url():
         pytest.fail(str(exc), pytrace=False)
 
 
-@pytest.fixture(scope="module")
-def browser():
+def require_browser() -> None:
+    """Skip the calling test on a developer's machine without Chromium or Playwright; fail it
+    in CI, so CI cannot pass by not running the browser tests."""
     missing = _missing_browser()
     if missing:
         if os.environ.get("CI"):
             pytest.fail(f"browser tests must run in CI: {missing}", pytrace=False)
         pytest.skip(missing)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    require_browser()
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield b
@@ -151,17 +201,22 @@ def visit(page, app_url):
     return load
 
 
+# Streamlit's status, as its app element carries it: connected, no script running, nothing
+# stale or still a skeleton.
+SETTLED = """() => {
+    const app = document.querySelector('[data-testid="stApp"]');
+    return app && app.dataset.testConnectionState === 'CONNECTED'
+        && app.dataset.testScriptState === 'notRunning'
+        && !document.querySelector('[data-stale="true"]')
+        && !document.querySelector('[data-testid="stSkeleton"]');
+}"""
+LAYOUT_MS = 150  # a last layout pass (charts, fonts) after the page settled
+
+
 def settle(page) -> None:
     """Wait until Streamlit has finished the current run and drawn everything it sent."""
-    page.wait_for_function(
-        """() => {
-            const app = document.querySelector('[data-testid="stApp"]');
-            return app && app.dataset.testConnectionState === 'CONNECTED'
-                && app.dataset.testScriptState === 'notRunning'
-                && !document.querySelector('[data-stale="true"]')
-                && !document.querySelector('[data-testid="stSkeleton"]');
-        }""")
-    page.wait_for_timeout(150)  # a last layout pass (charts, fonts)
+    page.wait_for_function(SETTLED)
+    page.wait_for_timeout(LAYOUT_MS)
 
 
 def no_exception(page) -> None:
@@ -213,3 +268,105 @@ def screenshot(page, name: str, max_height: int = MAX_SCREENSHOT_HEIGHT) -> Path
 
 
 # --- Home ---------------------------------------------------------------------------------
+
+
+# --- Many sessions at once ----------------------------------------------------------------
+# Playwright's async API drives many browser contexts (each its own Streamlit session) at the
+# same time from one thread, as a class of students would: tests/test_browser_load.py and
+# benchmarks/bench_load.py.
+
+PAGE_TITLES = ("Home", "Build", "Input size", "Train", "Feature maps", "Connections",
+               "BatchNorm")
+HEADINGS = {"Home": "cnnviz"}  # a page's h1 where it is not its title in the navigation
+
+
+@asynccontextmanager
+async def async_chromium():
+    from playwright.async_api import async_playwright
+    async with async_playwright() as p:
+        chromium = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            await chromium.close()
+
+
+class Session:
+    """One student's tab: a browser context of its own, so a Streamlit session of its own.
+
+    Each action is timed from the moment it is taken until the page shows what it should and
+    has settled (``timings``: (kind, seconds) pairs); each settled page is checked for
+    Streamlit's exception boxes and its "Connection error" dialog, and JavaScript errors are
+    caught (``problems``, one line each, naming the session and its URL).
+    """
+
+    def __init__(self, name: str, url: str, context, page):
+        self.name, self.url, self.context, self.page = name, url, context, page
+        self.timings: list[tuple[str, float]] = []
+        self.problems: list[str] = []
+        self.closed = False
+        page.on("pageerror", lambda exc: self.problems.append(
+            f"{self.name}: JavaScript error on {page.url}: {exc}"))
+
+    @classmethod
+    async def open(cls, browser, url: str, name: str, timeout_ms: float = 120_000) -> "Session":
+        context = await browser.new_context(viewport=VIEWPORT)
+        context.set_default_timeout(timeout_ms)
+        return cls(name, url, context, await context.new_page())
+
+    @property
+    def main(self):
+        return self.page.locator('[data-testid="stMain"]')
+
+    @property
+    def sidebar(self):
+        return self.page.locator('[data-testid="stSidebar"]')
+
+    def heading(self, title: str):
+        return self.main.locator("h1").filter(has_text=HEADINGS.get(title, title)).first
+
+    async def shown_text(self) -> str:
+        """What the student can read in the main area: its text, and the values its inputs
+        show (a selectbox shows its choice in an input, not as text)."""
+        return await self.page.evaluate("""() => {
+            const main = document.querySelector('[data-testid="stMain"]') || document.body;
+            return [main.innerText, ...[...main.querySelectorAll('input')].map(i => i.value)]
+                .join('\\n');
+        }""")
+
+    async def settle(self) -> None:
+        await self.page.wait_for_function(SETTLED)
+        await self.page.wait_for_timeout(LAYOUT_MS)
+        await self.check()
+
+    async def check(self) -> None:
+        boxes = self.page.locator('[data-testid="stException"]')
+        if count := await boxes.count():
+            text = (await boxes.first.inner_text())[:500]
+            self.problems.append(f"{self.name}: {count} exception(s) on {self.page.url}: {text}")
+        if await self.page.get_by_text("Connection error").count():
+            self.problems.append(f"{self.name}: Connection error on {self.page.url}")
+
+    async def timed(self, kind: str, action, shown) -> float:
+        """``await action()``, then ``await shown()``, then settle; the seconds it took."""
+        start = time.perf_counter()
+        await action()
+        await shown()
+        await self.settle()
+        seconds = time.perf_counter() - start
+        self.timings.append((kind, seconds))
+        return seconds
+
+    async def visit(self, path: str, title: str) -> float:
+        """A fresh load of ``path`` (the session's first, or a reload)."""
+        return await self.timed("load", lambda: self.page.goto(self.url + path),
+                                lambda: self.heading(title).wait_for())
+
+    async def go(self, title: str) -> float:
+        """Switch to a page with the navigation's link, as a student does."""
+        link = self.page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name=title)
+        return await self.timed("page", link.click, lambda: self.heading(title).wait_for())
+
+    async def close(self) -> None:
+        self.closed = True
+        await self.context.close()
