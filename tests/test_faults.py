@@ -582,3 +582,48 @@ def test_a_run_count_that_is_not_one_says_nothing(runs):
     at.run()
     assert not at.exception and not lost_notice(at)
     assert dict(at.query_params) == {"preset": "vgg"}
+
+
+# -- with the Train page's offers (the lead's files) ------------------------------------------
+
+def test_the_train_page_deletes_only_the_damaged_files_and_start_downloads_them(monkeypatch,
+                                                                                tmp_path):
+    server = FashionServer(monkeypatch, tmp_path / "source")
+    folder = damaged_cache(tmp_path / "data", "truncated")  # the offline fixture's data folder
+    labels = (folder / "train-labels-idx1-ubyte").read_bytes()
+    at = open_train()
+    settings(at, dataset="fashion-mnist", epochs=1, limit=300)
+    run_to_end(start(at))
+    assert "train-images-idx3-ubyte is cut short" in errors(at)[0]
+    at.button(key="train.remove_damaged").click().run()
+    assert [i.value for i in at.main.info] == [
+        "Deleted train-images-idx3-ubyte: Start downloads it again."]
+    assert not (folder / "train-images-idx3-ubyte").exists()
+    assert (folder / "train-labels-idx1-ubyte").read_bytes() == labels
+    job = start(at).session_state["train.active"]
+    assert job.join(120) and job.state == "finished", job.message  # (label: see above)
+    assert TRAIN_IMAGES in server.served and is_downloaded("fashion-mnist")
+
+
+def test_a_device_a_run_lost_is_not_available_on_the_train_page(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # it still says so
+    fault = Fault(monkeypatch, torch.AcceleratorError(CUDA_GONE))
+    at = open_train()
+    settings(at, epochs=3, limit=300)
+    at.selectbox(key="train.device").select("cpu").run()
+    assert shown(at, "train.device", "cuda") == "cuda"
+    fault.go.set()
+    run_to_end(start(at))
+    assert "the device cuda stopped responding" in errors(at)[0]
+    assert shown(at, "train.device", "cuda") == "cuda — not available here"
+
+
+def test_a_job_interrupted_while_loading_ends_failed(monkeypatch):
+    from cnnviz.training import job as job_module
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt()
+
+    monkeypatch.setattr(job_module, "load_dataset", interrupted)
+    job = job_module.TrainingJob(1, "lenet", LENET, SHORT).start()
+    assert job.join(30) and job.state == "failed" and job.message == "KeyboardInterrupt"

@@ -154,11 +154,8 @@ def test_default_state_offers_the_books_settings():
 
 
 def test_fashion_mnist_is_the_default_once_downloaded(tmp_path):
-    from cnnviz.training.data import _expected_files
-    from cnnviz.training.datasets import dataset_info
-    for path in _expected_files(dataset_info("fashion-mnist"), tmp_path / "data"):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(b"")
+    from cnnviz.training.idx import random_idx_dataset
+    random_idx_dataset(tmp_path / "data", "fashion-mnist", n_train=20, n_test=10)
     at = open_train()
     assert at.selectbox(key="train.dataset").value == "fashion-mnist"
     assert at.selectbox(key="train.dataset").options[0] == "Fashion-MNIST (downloaded)"

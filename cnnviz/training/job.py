@@ -148,8 +148,10 @@ class TrainingJob:
         except DataError as exc:
             self._state, self._message = "failed", str(exc)
             return
-        except Exception as exc:  # noqa: BLE001 - reported on the page, never a traceback
-            self._state, self._message = "failed", f"{type(exc).__name__}: {exc}"
+        except BaseException as exc:  # noqa: BLE001 - reported on the page, never a traceback;
+            # KeyboardInterrupt or SystemExit raised here would leave the job loading forever
+            self._state = "failed"
+            self._message = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             return
         if self._stop.is_set():
             self._state, self._message = "stopped", "stopped while loading the data"

@@ -12,6 +12,7 @@ from cnnviz.figures_training import confusion_figure, mistake_tiles
 from cnnviz.limits import limit
 from cnnviz.training.advice import chance_advice, format_epochs
 from cnnviz.training.checkpoint import CheckpointError, load_weights, state_dict_bytes
+from cnnviz.training.data import cache_problems, remove_damaged
 from cnnviz.training.datasets import DATASETS
 from cnnviz.training.job import FinishedRun, format_seconds, metrics_csv
 
@@ -20,6 +21,7 @@ RESULTS_OF = "train.results_of"
 # the Feature maps page offers beside the run history.
 TRAINED_MODEL = "cnnviz.trained_model"
 UPLOAD, UPLOAD_RESULT = "train.upload", "train.upload.result"
+REMOVED = "train.removed_damaged"  # the damaged files the learner had deleted
 
 
 def make_trained_model(run: FinishedRun) -> None:
@@ -32,6 +34,26 @@ def _use_digits() -> None:
     st.session_state["train.dataset"] = "digits"
 
 
+def _offer_to_remove_damaged(run: FinishedRun) -> None:
+    """A data set whose files are damaged: delete them (only them), so Start downloads them."""
+    removed = st.session_state.pop(REMOVED, None)
+    if removed:
+        st.info(f"Deleted {removed}: Start downloads {'it' if ',' not in removed else 'them'} "
+                f"again.", icon=":material/delete:")
+        return
+    damaged = [p for p in cache_problems(run.config.dataset, run.config.data_root)
+               if not p.missing]
+    if damaged and not run.points:
+        st.button(f"Delete the damaged file{'s' if len(damaged) > 1 else ''} and download "
+                  f"again", key="train.remove_damaged", icon=":material/delete:",
+                  on_click=_remove_damaged, args=(run.config.dataset, run.config.data_root),
+                  help=", ".join(p.problem for p in damaged))
+
+
+def _remove_damaged(name: str, root) -> None:
+    st.session_state[REMOVED] = ", ".join(p.name for p in remove_damaged(name, root))
+
+
 def show_outcome(run: FinishedRun) -> None:
     """How the latest run ended: an error keeps the rest of the page as it was."""
     if run.state == "failed":
@@ -40,6 +62,7 @@ def show_outcome(run: FinishedRun) -> None:
                 "download" in run.message.lower():
             st.button("Use the offline Digits data set", key="train.use_digits",
                       on_click=_use_digits, icon=":material/wifi_off:")
+        _offer_to_remove_damaged(run)
     elif run.state == "stopped":
         how = run.message if run.message.startswith("stopped") else f"stopped ({run.message})"
         learned = ("; below is what it had learned by then, tested on the test split"

@@ -23,17 +23,19 @@ from cnnviz.training.config import (DEVICE_CHOICES, MAX_BATCH_SIZE, MAX_LR, MAX_
 from cnnviz.training.data import is_downloaded
 from cnnviz.training.datasets import DATASETS, augmentation_help
 from cnnviz.training.engine import estimate_seconds
+from cnnviz.training.faults import lost_devices
 from cnnviz.training.job import (FinishedRun, TrainingJob, app_threads, format_seconds,
                                  import_loaders, keep_weights)
 from cnnviz.training.queue import DEVICES
 from cnnviz.ui import train_results
-from cnnviz.ui.state import (current_spec, nearest_sizes, network_name,
+from cnnviz.ui.state import (LIVE_RUN, RUN_HISTORY, current_spec, nearest_sizes, network_name,
                              sync_url)
 from cnnviz.workbench import analyse
 
 import_loaders()  # once per process, when the Train page first opens
 
-ACTIVE, HISTORY, LAST, COUNT = "train.active", "train.history", "train.last", "train.count"
+ACTIVE, HISTORY = LIVE_RUN, RUN_HISTORY  # state.py counts them for the URL
+LAST, COUNT = "train.last", "train.count"
 ESTIMATES, START_ERROR, DEFAULTS_FOR = "train.estimates", "train.start_error", "train.for"
 COMPARE, LIVE_CURVES = "train.compare", "train.live_curves"
 # Every poll redraws the run's part of the page in the server and in the browser, which share
@@ -112,6 +114,8 @@ def _dataset_help() -> str:
 
 
 def _device_available(name: str) -> bool:
+    if name in lost_devices():  # a run lost it: CUDA's context stays broken until a restart
+        return False
     if name == "cuda":
         return torch.cuda.is_available()
     if name == "mps":
