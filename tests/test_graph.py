@@ -82,3 +82,44 @@ def test_generated_specs_trace_and_match_real_forward_passes(family, data):
         assert by_arithmetic == _real_forward(model, spec.in_channels, n), n
         if by_arithmetic is not None:
             _check_against_fx(spec, n)
+
+
+def test_traces_take_turns_and_other_threads_run_untouched_beside_them():
+    """fx patches torch.nn.Module for the whole process while it traces: a class on one server
+    traced in one session while another trained or traced (found under load, issue 12)."""
+    import threading
+
+    traced = {name: build(PRESETS[name].spec, device="meta")
+              for name in ("lenet", "resnet18", "googlenet", "densenet")}
+    alone = {name: module_path_order(symbolic_graph(m)) for name, m in traced.items()}
+    other = build(PRESETS["lenet"].spec)
+    hooked = []
+    other.b1.register_forward_hook(lambda *args: hooked.append(1))
+    stop, failures, graphs = threading.Event(), [], []
+
+    def trace_all():
+        while not stop.is_set():
+            for name, model in traced.items():
+                try:
+                    graphs.append(module_path_order(symbolic_graph(model)) == alone[name])
+                except Exception as exc:  # noqa: BLE001 - counted, then asserted on
+                    failures.append(f"trace {name}: {type(exc).__name__}: {exc}")
+
+    tracers = [threading.Thread(target=trace_all) for _ in range(2)]
+    for t in tracers:
+        t.start()
+    x = torch.randn(4, 1, 28, 28)
+    try:
+        for _ in range(300):
+            try:
+                other(x)
+            except Exception as exc:  # noqa: BLE001
+                failures.append(f"forward: {type(exc).__name__}: {exc}")
+    finally:
+        stop.set()
+        for t in tracers:
+            t.join()
+    assert failures == []
+    assert len(hooked) == 300  # the other thread's hooks still ran (the capture relies on them)
+    assert graphs and all(graphs)
+    other(x)  # and nothing is left patched

@@ -22,10 +22,10 @@ import copy
 from dataclasses import dataclass
 
 import torch
-import torch.fx
 from torch import nn
 
 from cnnviz.errors import CnnvizError
+from cnnviz.graph.trace import symbolic_graph
 from cnnviz.models.arithmetic import trace
 
 NORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
@@ -103,7 +103,7 @@ def bn_layers(model: nn.Module) -> list[str]:
     """Module paths of every BatchNorm1d/2d, in the order the forward pass runs them."""
     norms = {name for name, m in model.named_modules() if isinstance(m, NORMS)}
     try:
-        graph = torch.fx.symbolic_trace(copy.deepcopy(model)).graph
+        graph = symbolic_graph(copy.deepcopy(model)).graph
         ordered = [n.target for n in graph.nodes if n.op == "call_module" and n.target in norms]
     except Exception:  # noqa: BLE001 - a model fx cannot trace: registration order instead
         ordered = []

@@ -10,6 +10,8 @@ and the Feature maps capture hooks its ``call_module`` paths.
 """
 from __future__ import annotations
 
+import threading
+
 import torch
 from torch import fx, nn
 from torch.fx.passes.shape_prop import ShapeProp
@@ -17,9 +19,42 @@ from torch.fx.passes.shape_prop import ShapeProp
 from cnnviz.errors import Shape
 
 
+# fx patches torch.nn.Module.__call__ and __getattr__ for the whole process while it traces
+# (torch 2.14). With a class on one server, two traces at once (two students opening
+# Connections) restored each other's patches out of order, and another thread's forward pass
+# (a run training, a Feature maps capture) entered the tracer and failed with "module is not
+# installed as a submodule" (found by tests/test_browser_load.py). So traces take turns, and
+# the tracer lets every other thread's module calls and attribute reads pass through.
+_TRACING = threading.Lock()
+
+
+class ThreadTracer(fx.Tracer):
+    """fx's tracer for the thread that traces only: other threads' module calls (hooks
+    included: ``forward`` is the original ``Module.__call__``) and attribute reads pass
+    through as if nothing were patched."""
+
+    def trace(self, root, concrete_args=None):
+        with _TRACING:
+            self._thread = threading.get_ident()
+            return super().trace(root, concrete_args)
+
+    def call_module(self, m, forward, args, kwargs):
+        if threading.get_ident() != self._thread:
+            return forward(*args, **kwargs)
+        return super().call_module(m, forward, args, kwargs)
+
+    def getattr(self, attr, attr_val, parameter_proxy_cache):
+        if threading.get_ident() != self._thread:
+            return attr_val
+        return super().getattr(attr, attr_val, parameter_proxy_cache)
+
+
 def symbolic_graph(model: nn.Module) -> fx.GraphModule:
-    """The model's fx graph (tracing runs no tensor code: a meta-device model is fine)."""
-    return fx.symbolic_trace(model)
+    """The model's fx graph (tracing runs no tensor code: a meta-device model is fine); safe
+    beside other threads' traces and forward passes (see :class:`ThreadTracer`)."""
+    tracer = ThreadTracer()
+    graph = tracer.trace(model)
+    return fx.GraphModule(tracer.root, graph, model.__class__.__name__)
 
 
 def module_path_order(graph: fx.GraphModule) -> list[str]:
