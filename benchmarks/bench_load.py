@@ -22,6 +22,9 @@ after Streamlit's ``server.disconnectedSessionTTL`` (``--session-ttl``, Streamli
 Streamlit expires them as sessions come and go). Errors: exception boxes, "Connection error"
 and JavaScript errors seen by any tab, and tracebacks in the server's log (all should be 0).
 
+Every tab's Chromium runs on the server's machine here, as no class's would: the server's own
+CPU seconds during the class are printed beside the latencies, to tell its share.
+
 Printed: Markdown, or JSON with ``--json``; nothing is asserted. Take final numbers on an
 otherwise idle machine. Run from the repository root:
 
@@ -170,17 +173,19 @@ async def bench(args) -> dict:
         env = {"CNNVIZ_DATA": data, "CNNVIZ_ABANDON_SECONDS": str(args.abandon),
                "STREAMLIT_SERVER_DISCONNECTED_SESSION_TTL": str(args.session_ttl)}
         with streamlit_process(env=env) as server:
-            memory = {"start": server.rss_mb()}
+            memory = {"start (before the first visit)": server.rss_mb()}
             async with async_chromium() as browser:
                 await alone(browser, server.url, extra[0], 0)  # warm-up, not measured
                 memory["after warm-up"] = server.rss_mb()
                 solo = [await alone(browser, server.url, who, args.rounds)
                         for who in extra[1:]]
+                cpu, wall = server.cpu_seconds(), time.perf_counter()
                 with Memory(server) as sampled:
                     sessions, handover = await a_class(browser, server.url, students,
                                                        args.runners, args.run_seconds,
                                                        args.rounds)
                     memory["peak under load"] = sampled.peak
+                cpu, wall = server.cpu_seconds() - cpu, time.perf_counter() - wall
                 await asyncio.sleep(1)
                 memory["all tabs closed"] = server.rss_mb()
                 await asyncio.sleep(args.abandon + 2)
@@ -201,6 +206,7 @@ async def bench(args) -> dict:
         "run_seconds": args.run_seconds, "rounds": args.rounds, "abandon_seconds": args.abandon,
         "latency_s": {"alone": alone_lat, "class": class_lat}, "ratio": ratio,
         "handover_s": handover, "memory_mb": memory,
+        "class_phase": {"wall_s": wall, "server_cpu_s": cpu, "server_cores": cpu / wall},
         "errors": {"in tabs": len(problems), "tracebacks in the server log":
                    log.count("Traceback (most recent call last)")},
         "problems": problems[:20], "wall_s": time.perf_counter() - started}
@@ -226,6 +232,10 @@ def markdown(r: dict) -> str:
     lines += ["", "| server memory (RSS) | MB |", "|---|---:|"]
     lines += [f"| {name} | {mb:.0f} |" for name, mb in r["memory_mb"].items()]
     handover = f"{r['handover_s']:.1f} s" if r["handover_s"] is not None else "–"
+    phase = r["class_phase"]
+    lines += ["", f"The class took {phase['wall_s']:.0f} s, in which the server used "
+              f"{phase['server_cpu_s']:.0f} CPU seconds ({phase['server_cores']:.2f} cores on "
+              f"average); the rest of the machine's went mostly to the tabs' Chromium."]
     lines += ["", f"Closed tab → the next queued run training: {handover}. Errors: "
               f"{r['errors']['in tabs']} in tabs, {r['errors']['tracebacks in the server log']} "
               f"tracebacks in the server's log. Whole benchmark: {r['wall_s']:.0f} s."]

@@ -101,6 +101,12 @@ class Server:
                 return int(line.split()[1]) / 1024
         raise ServerError(f"no VmRSS for process {self.pid}")
 
+    def cpu_seconds(self) -> float:
+        """CPU time the server has used so far, all its threads (runs included), user + system
+        (/proc/PID/stat)."""
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def log(self) -> str:
         """Everything the server has printed so far (stdout and stderr)."""
         self._log.flush()
