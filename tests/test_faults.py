@@ -32,8 +32,9 @@ from cnnviz.training.config import DEVICE_CHOICES, TrainConfig
 from cnnviz.training.data import (cache_problems, clear_cache, is_downloaded, load_dataset,
                                   remove_damaged)
 from cnnviz.training.datasets import DATASETS, DataError
-from cnnviz.training import faults
-from cnnviz.training.faults import lost_device, lost_devices
+from cnnviz.training import config, faults
+from cnnviz.training.config import lost_devices
+from cnnviz.training.faults import lost_device
 from cnnviz.training.files import IMAGES_MAGIC, LABELS_MAGIC
 from cnnviz.training.idx import random_idx_dataset, raw_folder
 from cnnviz.training.queue import DeviceQueue
@@ -61,7 +62,7 @@ CUDA_GONE = "CUDA error: unspecified launch failure\nCUDA kernel errors might be
 @pytest.fixture(autouse=True)
 def devices_lost_here_only(monkeypatch):
     """The simulated losses are not the process's: other tests still see every device."""
-    monkeypatch.setattr(faults, "_LOST", {})
+    monkeypatch.setattr(config, "LOST_DEVICES", {})
 
 
 @pytest.fixture(scope="module")
@@ -603,6 +604,16 @@ def test_the_train_page_deletes_only_the_damaged_files_and_start_downloads_them(
     job = start(at).session_state["train.active"]
     assert job.join(120) and job.state == "finished", job.message  # (label: see above)
     assert TRAIN_IMAGES in server.served and is_downloaded("fashion-mnist")
+
+
+def test_auto_passes_over_a_lost_device_and_naming_it_is_refused(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # it still says so
+    assert config.resolve_device("auto").type == "cuda"
+    faults.remember_if_lost(torch.AcceleratorError(CUDA_GONE), "cuda:0")
+    assert config.resolve_device("auto").type == "cpu"
+    with pytest.raises(config.TrainingError, match="device cuda stopped responding during an "
+                                                   "earlier run"):
+        config.resolve_device("cuda")
 
 
 def test_a_device_a_run_lost_is_not_available_on_the_train_page(monkeypatch):

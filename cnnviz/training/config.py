@@ -127,9 +127,25 @@ class TrainConfig:
         return cfg
 
 
+# Devices a run of this process found gone (filled by faults.remember_if_lost): after a CUDA
+# error CUDA's context is unusable until the server restarts, whatever
+# torch.cuda.is_available() still says, so ``auto`` passes it over and naming it is refused.
+LOST_DEVICES: dict[str, str] = {}
+
+
+def lost_devices() -> dict[str, str]:
+    """Device → the error with which it stopped responding, for every device a run of this
+    process lost ("cuda:1" is noted as "cuda" too: the device choice a page offers)."""
+    return dict(LOST_DEVICES)
+
+
 def resolve_device(name: str) -> torch.device:
-    """``auto`` picks CUDA, then Apple's MPS, then the CPU; a named device must exist."""
-    cuda = torch.cuda.is_available()
+    """``auto`` picks CUDA, then Apple's MPS, then the CPU; a named device must exist and must
+    not have been lost by an earlier run (see :data:`LOST_DEVICES`)."""
+    if name in LOST_DEVICES:
+        raise TrainingError(f"device {name} stopped responding during an earlier run and stays "
+                            f"unusable until the server restarts; use auto or cpu")
+    cuda = torch.cuda.is_available() and "cuda" not in LOST_DEVICES
     mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
     if name == "auto":
         return torch.device("cuda" if cuda else "mps" if mps else "cpu")

@@ -12,6 +12,7 @@ import re
 
 import torch
 
+from cnnviz.training import config
 from cnnviz.training.advice import format_epochs
 
 # What PyTorch raises when a GPU goes away mid-run: torch.AcceleratorError (a RuntimeError,
@@ -38,22 +39,12 @@ def lost_device(error: BaseException, device: str) -> str | None:
     return device if device not in ("", "cpu") else "cuda"
 
 
-# Devices runs found gone, for the rest of the process: after a CUDA error CUDA's context is
-# unusable until the server restarts, whatever torch.cuda.is_available() still says.
-_LOST: dict[str, str] = {}
-
-
 def remember_if_lost(error: BaseException, device: str) -> None:
-    """Note the device ``error`` says went away (see :func:`lost_devices`)."""
+    """Note the device ``error`` says went away in :data:`config.LOST_DEVICES` (``auto``
+    then passes it over, the Train page says it is not available)."""
     gone = lost_device(error, device)
     if gone:
-        _LOST[gone] = _LOST[gone.split(":")[0]] = _text(error)
-
-
-def lost_devices() -> dict[str, str]:
-    """Device → the error with which it stopped responding, for every device a run of this
-    process lost ("cuda:1" is noted as "cuda" too: the device choice a page offers)."""
-    return dict(_LOST)
+        config.LOST_DEVICES[gone] = config.LOST_DEVICES[gone.split(":")[0]] = _text(error)
 
 
 def where(epochs_done: float | None, epochs: int, testing: bool) -> str:

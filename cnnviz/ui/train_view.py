@@ -23,7 +23,7 @@ from cnnviz.training.config import (DEVICE_CHOICES, MAX_BATCH_SIZE, MAX_LR, MAX_
 from cnnviz.training.data import is_downloaded
 from cnnviz.training.datasets import DATASETS, augmentation_help
 from cnnviz.training.engine import estimate_seconds
-from cnnviz.training.faults import lost_devices
+from cnnviz.training.config import lost_devices
 from cnnviz.training.job import (FinishedRun, TrainingJob, app_threads, format_seconds,
                                  import_loaders, keep_weights)
 from cnnviz.training.queue import DEVICES
