@@ -56,9 +56,11 @@ def test_the_url_keeps_the_network_while_the_train_page_polls_a_run(page, visit)
         has_text="Data set").first.click()
     page.get_by_role("option", name=re.compile("^Digits")).click()
     settle(page)
-    epochs = page.get_by_role("spinbutton", name="Epochs")
-    epochs.fill("500")
-    epochs.press("Enter")
+    page.get_by_text("time budget", exact=True).click()  # a run that outlasts the checks
+    settle(page)
+    budget = page.get_by_role("spinbutton", name="Time budget (seconds)")
+    budget.fill("300")
+    budget.press("Enter")
     settle(page)
     page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]').first.click()
     page.get_by_role("option", name=re.compile(r"^lenet-bn ")).click()
@@ -72,12 +74,13 @@ def test_the_url_keeps_the_network_while_the_train_page_polls_a_run(page, visit)
         # carried an old query): while only the run's poll reruns, the URL must come back.
         for lost in ("/train", "/train?preset=lenet"):
             page.evaluate("url => window.history.replaceState({}, '', url)", lost)
-            page.wait_for_url(re.compile(r"/train\?preset=lenet-bn$"), timeout=10_000)
+            # the session's run count follows the network (&runs=1: cnnviz.ui.state)
+            page.wait_for_url(re.compile(r"/train\?preset=lenet-bn&runs=1$"), timeout=10_000)
             assert _network_shown(page) == "lenet-bn"
     finally:
         page.get_by_role("button", name="Stop").click()
     expect(page.locator('[data-testid="stMain"]')).to_contain_text("stopped", timeout=60_000)
     settle(page)
     no_exception(page)
-    page.wait_for_url(re.compile(r"/train\?preset=lenet-bn$"))
+    page.wait_for_url(re.compile(r"/train\?preset=lenet-bn&runs=1$"))
     assert _network_shown(page) == "lenet-bn"

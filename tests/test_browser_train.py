@@ -68,7 +68,7 @@ def test_start_trains_with_the_value_typed_just_before_the_click(page, visit):
 
 def test_a_stopped_run_shows_the_test_of_what_it_learned(page, visit):
     visit("/train?preset=lenet-bn")
-    set_number(page, "Epochs", 500)
+    set_number(page, "Epochs", 100)  # the default cap (CNNVIZ_MAX_EPOCHS): ~7 s of digits
     page.get_by_role("button", name="Start").click()
     points = main(page).locator('.js-plotly-plot .scatterlayer .trace .points path')
     expect(points.first).to_be_visible(timeout=60_000)
