@@ -77,11 +77,12 @@ def plan(spec: Spec, dataset: str = "digits", epochs: int = 10, limit: int | Non
 
 
 def start_jobs(plan_runs: Sequence[ComparisonRun], first_number: int = 1,
-               record: bool = True) -> list[TrainingJob]:
+               record: bool = True, alive=None) -> list[TrainingJob]:
     """A started :class:`TrainingJob` per run, numbered from ``first_number`` in the plan's
     order (which is the device queue's order too). ``record``: a run with BatchNorm gets a
-    :class:`BatchNormRecorder` (see :func:`recorded`)."""
-    jobs = [TrainingJob(first_number + i, r.label, r.spec, r.config,
+    :class:`BatchNormRecorder` (see :func:`recorded`). ``alive``: as for a TrainingJob (the
+    page's session is still connected), so a closed tab's comparison frees the device too."""
+    jobs = [TrainingJob(first_number + i, r.label, r.spec, r.config, alive=alive,
                         callbacks=[BatchNormRecorder()] if record and r.batch_norm else ())
             for i, r in enumerate(plan_runs)]  # all made first: a bad config starts none
     return [job.start() for job in jobs]
