@@ -164,3 +164,16 @@ def nearest_sizes(a: Analysis) -> str:
     """The sizes that work nearest to the one that failed, or the valid sizes in words."""
     return " or ".join(str(n) for n in a.nearest if n is not None) or \
         describe_sizes(shown_sizes(a.spec))
+
+
+def session_alive():
+    """A function saying whether this browser session is still connected (it asks Streamlit's
+    runtime, safe from any thread), for a job's ``alive``; None outside a server (AppTest),
+    where nobody closes a tab."""
+    from streamlit.runtime import Runtime, exists
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+    ctx = get_script_run_ctx()
+    if ctx is None or not exists():
+        return None
+    runtime, session = Runtime.instance(), ctx.session_id
+    return lambda: runtime.is_active_session(session)

@@ -29,7 +29,7 @@ from cnnviz.training.job import (FinishedRun, TrainingJob, app_threads, format_s
 from cnnviz.training.queue import DEVICES
 from cnnviz.ui import train_results
 from cnnviz.ui.state import (LIVE_RUN, RUN_HISTORY, current_spec, nearest_sizes, network_name,
-                             sync_url)
+                             session_alive, sync_url)
 from cnnviz.workbench import analyse
 
 import_loaders()  # once per process, when the Train page first opens
@@ -298,18 +298,6 @@ def _timed_estimate(spec, config: TrainConfig, device: str) -> float | str | Non
         DEVICES.release(device, owner)
 
 
-def _session_alive():
-    """Whether this browser session is still connected, asked of Streamlit's runtime (safe
-    from any thread); None outside a server (AppTest), where nobody closes a tab."""
-    from streamlit.runtime import Runtime, exists
-    from streamlit.runtime.scriptrunner import get_script_run_ctx
-    ctx = get_script_run_ctx()
-    if ctx is None or not exists():
-        return None
-    runtime, session = Runtime.instance(), ctx.session_id
-    return lambda: runtime.is_active_session(session)
-
-
 def _queue_full() -> str | None:
     waiting, most = DEVICES.waiting(), limit("queue")
     if waiting < most:
@@ -335,7 +323,7 @@ def _start(spec) -> None:
         # the BatchNorm page (read back from the run's history with batchnorm.compare.recorded).
         recorders = [BatchNormRecorder()] if has_batch_norm(spec) else []
         job = TrainingJob(number, _label(spec, config), spec, config, callbacks=recorders,
-                          watched=True, alive=_session_alive())
+                          watched=True, alive=session_alive())
     except CnnvizError as exc:
         state[START_ERROR] = str(exc)
         return
