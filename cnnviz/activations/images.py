@@ -9,6 +9,7 @@ and says, step by step, what it did to this picture.
 from __future__ import annotations
 
 import io
+import math
 import struct
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
@@ -19,13 +20,35 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
+from cnnviz import limits
 from cnnviz.errors import CnnvizError
 from cnnviz.training.batches import prepare
 from cnnviz.training.data import load_dataset
 from cnnviz.training.datasets import dataset_info
 
-MAX_UPLOAD_BYTES = 10 * 2**20   # 10 MB: far above any photo a learner would pick
-MAX_PIXELS = 40_000_000         # 40 megapixels: a phone photo fits, a bomb does not
+MB = 2**20  # as Streamlit's uploader counts its megabytes
+
+
+def max_upload_bytes() -> int:
+    """The largest picture upload (the teacher's cap ``image_mb``)."""
+    return limits.limit("image_mb") * MB
+
+
+def max_pixels() -> int:
+    """The most pixels an upload may declare (the cap ``image_pixels``; a phone photo fits, a
+    decompression bomb does not), or PIL's own limit where someone lowered it below that."""
+    pil = Image.MAX_IMAGE_PIXELS
+    cap = limits.limit("image_pixels")
+    return cap if pil is None else min(cap, int(pil))
+
+
+def __getattr__(name: str) -> int:
+    """The caps under their old constant names, read when asked (a teacher's variable holds)."""
+    if name == "MAX_UPLOAD_BYTES":
+        return max_upload_bytes()
+    if name == "MAX_PIXELS":
+        return max_pixels()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _JPEG_SIGNATURE = b"\xff\xd8\xff"
@@ -175,14 +198,13 @@ def read_upload(name: str, data: bytes) -> Picture:
     becomes RGB, transparency is laid on white.
 
     Raises :class:`ImageError` (and nothing else) for an empty or over-large file, one that is
-    not a PNG or JPEG, one with more than :data:`MAX_PIXELS` pixels, or one that does not decode.
+    not a PNG or JPEG, one with more than :func:`max_pixels` pixels (read from its header, before
+    anything is decoded), or one that does not decode.
     """
     name = _display_name(name)
     if not data:
         raise ImageError(f"{name} is empty; choose a PNG or JPEG image.")
-    if len(data) > MAX_UPLOAD_BYTES:
-        raise ImageError(f"{name} is {len(data) / 2**20:.1f} MB; uploads are limited to "
-                         f"{MAX_UPLOAD_BYTES // 2**20} MB; save a smaller copy.")
+    check_upload_size(name, len(data))
     kind = _kind(data)
     if kind is None:
         raise ImageError(f"{name} is {_other_format(data)}; only PNG and JPEG images are "
@@ -193,7 +215,7 @@ def read_upload(name: str, data: bytes) -> Picture:
     try:
         image = Image.open(io.BytesIO(data), formats=[kind])
     except Image.DecompressionBombError:
-        raise ImageError(f"{name} has more pixels than the limit of {_limit():,}; "
+        raise ImageError(f"{name} has more pixels than the limit of {max_pixels():,}; "
                          f"choose a smaller image.") from None
     except Exception:  # PIL raises many types for a header it cannot read
         raise ImageError(f"{name} is not a readable {kind} image: the file is truncated or "
@@ -206,6 +228,14 @@ def read_upload(name: str, data: bytes) -> Picture:
         raise ImageError(f"{name} could not be decoded: the file is truncated or "
                          f"damaged; save it again or choose another.") from None
     return Picture(name, pixels, None, None, f"upload {name}")
+
+
+def check_upload_size(name: str, size: int) -> None:
+    """An :class:`ImageError` naming the cap when ``size`` bytes are over it (called with the
+    upload's size before its bytes are read)."""
+    if size > max_upload_bytes():
+        raise ImageError(f"{_display_name(name)}: {limits.over('image_mb', math.ceil(size / MB))}"
+                         f" Save a smaller copy.")
 
 
 def _display_name(name: str) -> str:
@@ -230,17 +260,12 @@ def _other_format(data: bytes) -> str:
         return "not an image"
 
 
-def _limit() -> int:
-    # PIL's own limit, if someone lowered it, binds too: its warning would otherwise pass.
-    pil = Image.MAX_IMAGE_PIXELS
-    return MAX_PIXELS if pil is None else min(MAX_PIXELS, int(pil))
-
-
 def _check_pixels(name: str, width: int, height: int) -> None:
-    if width * height > _limit():
+    if width * height > max_pixels():
         raise ImageError(f"{name} is {width:,}×{height:,} pixels ({width * height / 1e6:.1f} "
-                         f"million); the limit is {_limit() / 1e6:g} million pixels; scale it "
-                         f"down first.")
+                         f"million); the limit is {max_pixels() / 1e6:g} million pixels "
+                         f"(CNNVIZ_MAX_IMAGE_PIXELS, see docs/teaching.md); scale it down "
+                         f"first.")
 
 
 def _header_size(data: bytes, kind: str) -> tuple[int, int] | None:
@@ -317,6 +342,17 @@ def _on_white(array: np.ndarray) -> np.ndarray:
 
 # -- the conversion to the network ------------------------------------------------------------
 
+def check_network_input(channels: int, size: int) -> None:
+    """An :class:`ImageError` when no picture can be shown to a network taking ``channels``
+    channels at ``size``×``size``."""
+    if channels not in (1, 3):
+        raise ImageError(f"The network takes {channels} input channels (in_channels); "
+                         f"pictures can only be shown to a network that takes 1 (grey) or "
+                         f"3 (RGB).")
+    if size < 1:
+        raise ImageError(f"The network's input size is {size}; it must be at least 1.")
+
+
 def to_network(picture: Picture, channels: int, size: int) -> tuple[torch.Tensor, list[str]]:
     """The float input (1, ``channels``, ``size``, ``size``) in [0, 1] the network receives
     for ``picture``, and the steps that made it, in order and in words.
@@ -324,11 +360,7 @@ def to_network(picture: Picture, channels: int, size: int) -> tuple[torch.Tensor
     A non-square picture is centre-cropped to a square first; the rest is
     :func:`~cnnviz.training.batches.prepare`, the conversion training uses.
     """
-    if channels not in (1, 3):
-        raise ImageError(f"The network takes {channels} input channels; pictures can only be "
-                         f"shown to a network that takes 1 (grey) or 3 (RGB).")
-    if size < 1:
-        raise ImageError(f"The network's input size is {size}; it must be at least 1.")
+    check_network_input(channels, size)
     pixels = picture.pixels
     steps = []
     c, h, w = pixels.shape

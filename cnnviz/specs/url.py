@@ -18,8 +18,13 @@ MAX_JSON_BYTES = 200_000
 
 
 def spec_to_token(spec) -> str:
-    text = json.dumps(spec_to_dict(spec), separators=(",", ":"))
-    return base64.urlsafe_b64encode(zlib.compress(text.encode(), 9)).decode().rstrip("=")
+    return text_to_token(json.dumps(spec_to_dict(spec), separators=(",", ":")))
+
+
+def text_to_token(text: str | bytes) -> str:
+    """Any text packed as a link's token (a spec's JSON, or for tests, anything at all)."""
+    data = text.encode() if isinstance(text, str) else text
+    return base64.urlsafe_b64encode(zlib.compress(data, 9)).decode().rstrip("=")
 
 
 def spec_from_token(token: str):

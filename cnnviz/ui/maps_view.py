@@ -16,12 +16,15 @@ from cnnviz.activations import gradcam, receptive_field
 from cnnviz.activations.capture import (Capture, Layer, block_of, blocks, capture, dense_parts,
                                         first_conv, inception_parts, layers,
                                         residual_parts)
-from cnnviz.activations.images import (MAX_UPLOAD_BYTES, Picture, as_display,
-                                       dataset_images, read_upload, sample_photos, to_network)
+from cnnviz.activations.images import (ImageError, Picture, as_display, check_network_input,
+                                       check_upload_size, dataset_images, read_upload,
+                                       sample_photos, to_network)
 from cnnviz import figures_maps as fm
 from cnnviz.errors import CnnvizError
-from cnnviz.ui.state import current_spec, network_name
+from cnnviz.limits import limit
 from cnnviz.ui.model_choice import choose_model
+from cnnviz.ui.results import cannot_show
+from cnnviz.ui.state import current_spec, network_name
 from cnnviz.workbench import analyse
 
 KEY = "maps."
@@ -30,7 +33,6 @@ PAGE_SIZE = fm.MAX_GRID
 SCOPES = ("per map", "per layer", "global")
 ORDERS = ("by index", "strongest first")
 SOURCES = ("Digits test image", "Photo", "Upload")
-MAX_UPLOAD_MB = MAX_UPLOAD_BYTES // 2**20
 PICTURE_HEIGHT = 300
 
 
@@ -39,14 +41,12 @@ def show_maps_page() -> None:
     st.title("Feature maps")
     st.caption(f"What every layer of **{network_name(spec)}** computes on one picture: pick "
                "the model and the picture, then a layer and its channels.")
-    analysis = analyse(spec)
-    if analysis.problems:
-        st.error("This network cannot be built; fix it in **Build** first:\n\n" +
-                 "\n".join(f"- `{p.path}`: {p.message}" for p in analysis.problems))
+    if cannot_show(analyse(spec), builds_weights=True):
         return
-    if analysis.failure is not None:
-        st.error(f"This network does not run at its input size {spec.input_size}: "
-                 f"{analysis.failure}. Fix it in **Build** or **Input size** first.")
+    try:
+        check_network_input(spec.in_channels, spec.input_size)
+    except ImageError as exc:
+        st.error(f"{exc} Change `in_channels` in **Build** to see its maps.")
         return
     left, right = st.columns(2)
     with left:
@@ -92,12 +92,14 @@ def _picture() -> Picture | None:
                                 key=KEY + "photo")
             picture = photos[name]
         else:
-            upload = st.file_uploader(f"A PNG or JPEG image (at most {MAX_UPLOAD_MB} MB)",
+            most = limit("image_mb")
+            upload = st.file_uploader(f"A PNG or JPEG image (at most {most} MB)",
                                       type=["png", "jpg", "jpeg"], key=KEY + "upload",
-                                      max_upload_size=MAX_UPLOAD_MB)
+                                      max_upload_size=most)
             if upload is None:
                 st.info("Upload a picture, or pick a digit or a photo above." + still)
                 return last
+            check_upload_size(upload.name, upload.size)  # before its bytes are copied
             picture = read_upload(upload.name, upload.getvalue())
     except CnnvizError as exc:
         st.error(str(exc) + still)
@@ -141,11 +143,24 @@ def _show_input(picture: Picture, x, steps: list[str], cap: Capture, classes,
                                           height=PICTURE_HEIGHT), key=KEY + "input")
         st.markdown("\n".join(f"- {s}" for s in steps))
     with c:
+        if not _scores(cap):
+            return
         top = cap.top(classes or picture.classes)
         st.plotly_chart(fm.prediction_figure(top), key=KEY + "prediction")
         said = f"; the picture's label is **{picture.label_name}**" \
             if picture.label is not None else ""
         st.caption(f"The top 5 of the {model_text} network{said}.")
+
+
+def _scores(cap: Capture) -> bool:
+    """Whether the network ends in class scores; if not, says so (a custom chain without a
+    head ends in a feature map: nothing to predict, no class to explain)."""
+    if cap.logits.dim() == 1:
+        return True
+    st.info(f"This network ends in a {'×'.join(map(str, cap.logits.shape))} feature map, not "
+            "class scores, so it predicts no class: add a head in **Build** (adaptive average "
+            "pooling, flatten, linear) to see its prediction and Grad-CAM.")
+    return False
 
 
 def _display(pixels: torch.Tensor):
@@ -294,17 +309,23 @@ def _show_receptive_field(spec, model, model_key: str, cap: Capture, layer: Laye
     if not layer.spatial:
         st.info("Pick a layer with maps: after Flatten every feature sees the whole picture.")
         return
-    fields = _fields(f"{model_key}|{spec.input_size}", spec.input_size, model)
-    field = fields.get(layer.key)
+    _, height, width = layer.shape
+    a, b = st.columns(2)
+    row = _position(a, "Row of the output position", height, KEY + f"rf.row.{layer.key}")
+    col = _position(b, "Column", width, KEY + f"rf.col.{layer.key}")
+    try:
+        fields = _fields(f"{model_key}|{spec.input_size}", spec.input_size, model)
+        field = fields.get(layer.key)
+        if field is not None:
+            top, lft, bottom, rgt = receptive_field.region(field, row, col, spec.input_size)
+    # The arithmetic's own refusals, and its gaps (adaptive pooling into uneven bins): the
+    # rest of the page stands, this tab says it has no answer.
+    except (CnnvizError, ValueError, ArithmeticError) as exc:
+        st.info(f"No receptive field is worked out for {layer.key} ({exc}).")
+        return
     if field is None:
         st.info(f"No receptive field is worked out for {layer.key}.")
         return
-    _, height, width = layer.shape
-    a, b = st.columns(2)
-    row = a.slider("Row of the output position", 0, height - 1, height // 2,
-                   key=KEY + f"rf.row.{layer.key}")
-    col = b.slider("Column", 0, width - 1, width // 2, key=KEY + f"rf.col.{layer.key}")
-    top, lft, bottom, rgt = receptive_field.region(field, row, col, spec.input_size)
     bottom, rgt = bottom - 1, rgt - 1  # the region's ends are exclusive; the text's inclusive
     left, right = st.columns(2)
     with left:
@@ -323,10 +344,21 @@ def _show_receptive_field(spec, model, model_key: str, cap: Capture, layer: Laye
                    "input (r = 1, j = 1); padding moves the start, not the size.")
 
 
+def _position(where, label: str, n: int, key: str) -> int:
+    """A row or column of an n-long map: a slider, or 0 when the map is one position long (a
+    slider needs two ends)."""
+    if n == 1:
+        where.caption(f"{label}: 0 (the map is one position long)")
+        return 0
+    return where.slider(label, 0, n - 1, n // 2, key=key)
+
+
 # -- Grad-CAM -----------------------------------------------------------------------------------
 
 def _show_grad_cam(model, model_key: str, picture: Picture, x, cap: Capture, classes,
                    model_text: str) -> None:
+    if not _scores(cap):
+        return
     if model_text == "freshly initialised":
         st.warning("Grad-CAM shows which parts of the picture a **trained** network's decision "
                    "rests on; this network is untrained, so its map shows noise. Train it on "
@@ -344,7 +376,11 @@ def _show_grad_cam(model, model_key: str, picture: Picture, x, cap: Capture, cla
                           help=f"the network predicts {labels[predicted]}")
     target = labels.index(chosen)
     label = labels.__getitem__
-    cam, where = _cam(model_key, picture.fingerprint, target, _model=model, _x=x)
+    try:
+        cam, where = _cam(model_key, picture.fingerprint, target, _model=model, _x=x)
+    except CnnvizError as exc:  # no convolutional map to explain (a chain of linears)
+        st.info(f"No Grad-CAM for this network: {exc}.")
+        return
     if float(cam.max()) == 0:
         st.info(f"The map is zero everywhere: on this picture the weighted sum of {where}'s "
                 f"channels is negative at every position, so no region adds evidence for "

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import pandas as pd
 import streamlit as st
@@ -9,7 +10,8 @@ import streamlit as st
 from cnnviz.codegen import pytorch_source
 from cnnviz.errors import SpecError, fmt_shape
 from cnnviz.figures import shape_flow_figure
-from cnnviz.specs import spec_from_json, spec_to_json
+from cnnviz.limits import network_over
+from cnnviz.specs import check_spec_size, max_spec_bytes, spec_from_json, spec_to_json
 from cnnviz.ui.state import nearest_sizes, pin, pinned, preset_name, replace_spec, unpin
 from cnnviz.workbench import (Analysis, analyse, compare, human, human_bytes, layer_label,
                               linear_fix, stage_shapes)
@@ -24,6 +26,33 @@ def _use_size_buttons(spec, sizes: tuple[int | None, int | None], where: str) ->
         if n is not None and st.button(f"Use input size {n}", key=f"{where}.use.{n}"):
             replace_spec(dataclasses.replace(spec, input_size=n))
             st.rerun()
+
+
+def why_not_shown(a: Analysis, builds_weights: bool = False) -> str | None:
+    """Why a page cannot show this network, naming the fields or the layer (markdown); None
+    when it can. A page that builds the network's weights also refuses one over the server's
+    caps (cnnviz.limits), before a weight is made."""
+    if a.problems:
+        return "This network cannot be built; fix it in **Build** first:\n\n" + \
+            "\n".join(f"- `{p.path or 'spec'}`: {p.message}" for p in a.problems)
+    f = a.failure
+    if f is not None:
+        return (f"This network does not run at its input size {a.size[0]}×{a.size[1]}: "
+                f"{layer_label(f.layer, f.layer_type)} — {f.reason}. Fix it in **Build** or "
+                "**Input size** first.")
+    if builds_weights and a.summary is not None:
+        capped = network_over(a.summary.total_params, a.summary.mult_adds)
+        if capped:
+            return "This network is too large to build here: " + " ".join(capped)
+    return None
+
+
+def cannot_show(a: Analysis, builds_weights: bool = False) -> bool:
+    """Show :func:`why_not_shown`'s reason as the page's error; True when there is one."""
+    why = why_not_shown(a, builds_weights)
+    if why is not None:
+        st.error(why)
+    return why is not None
 
 
 def show_status(a: Analysis) -> None:
@@ -211,10 +240,12 @@ def show_export(spec) -> None:
                           icon=":material/code:")
     upload = st.file_uploader("Open a spec (JSON)", type=["json"], key="build.upload",
                               help="a file downloaded from here, or written by hand as in "
-                                   "docs/config.md")
+                                   "docs/config.md",
+                              max_upload_size=max(1, math.ceil(max_spec_bytes() / 2**20)))
     if upload is not None and st.session_state.get("build.upload.done") != upload.file_id:
         st.session_state["build.upload.done"] = upload.file_id
         try:
+            check_spec_size(upload.size)  # before its bytes are copied
             replace_spec(spec_from_json(upload.getvalue()))
             st.session_state["build.upload.message"] = f"Opened {upload.name}."
             st.rerun()
