@@ -17,11 +17,12 @@ from cnnviz import figures_batchnorm as fb
 from cnnviz.batchnorm import stats as bs
 from cnnviz.batchnorm.compare import (examples_per_epoch, examples_to_reach, plan, recorded,
                                       start_jobs)
-from cnnviz.batchnorm.twins import has_batch_norm, twin
+from cnnviz.batchnorm.twins import Twin, has_batch_norm, twin
 from cnnviz.errors import CnnvizError
 from cnnviz.training.batches import prepare
 from cnnviz.training.data import load_dataset
 from cnnviz.ui.model_choice import choose_model
+from cnnviz.ui.results import cannot_show
 from cnnviz.ui.sizes_view import show_batch_one
 from cnnviz.ui.state import current_spec, edit_spec, network_name, shown_sizes
 from cnnviz.ui.train_view import HISTORY
@@ -38,9 +39,7 @@ def show_batchnorm_page() -> None:
     st.caption(f"What the BatchNorm layers of **{network_name(spec)}** do on a real batch of "
                "the digits: the batch's statistics against the running ones, γ and β, train "
                "against eval mode, and the batch size.")
-    analysis = analyse(spec)
-    if analysis.problems or analysis.failure is not None:
-        st.error("This network does not run at its input size; fix it in **Build** first.")
+    if cannot_show(analyse(spec), builds_weights=True):
         return
     shown = _shown_spec(spec)
     if shown is None:
@@ -125,8 +124,17 @@ def _batch(channels: int, size: int, batch_size: int, seed: int):
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
-def _twin(spec_key: str, _spec):
-    return twin(_spec)
+def _twin(spec_key: str, _spec) -> Twin:
+    """The spec's twin; one without a spec, saying why, when switching BatchNorm cannot give a
+    network to show: it would not build (a chain of nothing but BatchNorm layers), or it has
+    no BatchNorm either (a chain without a convolution has nothing to put one after)."""
+    try:
+        other = twin(_spec)
+    except CnnvizError as exc:
+        return Twin(None, False, f"without its BatchNorm layers it would not build ({exc})")
+    if other.added and other.spec is not None and not has_batch_norm(other.spec):
+        return Twin(None, False, "it has no convolution or block to put a BatchNorm after")
+    return other
 
 
 @st.cache_data(max_entries=32, show_spinner=False)

@@ -14,6 +14,7 @@ from cnnviz.graph.connections import Graph, connections, openable
 from cnnviz.graph.explain import explanations
 from cnnviz.graph.layout import layout
 from cnnviz.ui.maps_view import go_to_maps_if_asked, open_maps_at
+from cnnviz.ui.results import cannot_show
 from cnnviz.ui.state import current_spec, network_name
 from cnnviz.workbench import analyse, human
 
@@ -34,9 +35,7 @@ def show_graph_page() -> None:
                "connection it makes. Open a stage to see its blocks, a block to see its layers; "
                "click a node for its numbers.")
     analysis = analyse(spec)
-    if analysis.problems or analysis.failure is not None:
-        st.error("This network does not run at its input size, so it cannot be traced; fix it "
-                 "in **Build** first.")
+    if cannot_show(analysis):  # torch.fx traces a forward pass at the input size
         return
     key = repr(spec)
     groups = _openable(key, spec)

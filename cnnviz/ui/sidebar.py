@@ -6,7 +6,7 @@ import streamlit as st
 from cnnviz.presets import PRESETS
 from cnnviz.ui.state import (current_spec, preset_name, replace_spec, shown_sizes, take_notice,
                              widget_key)
-from cnnviz.workbench import analyse, describe_sizes
+from cnnviz.workbench import analyse, describe_sizes, layer_label
 
 EDITED = "(edited network)"
 
@@ -41,4 +41,14 @@ def show_sidebar() -> None:
                      f"valid sizes **{describe_sizes(shown_sizes(spec))}**")
     else:
         box.markdown(f"input **{spec.in_channels}×{spec.input_size}×{spec.input_size}**")
-        box.error("does not run as it is — see Build", icon="⚠️")
+        box.error(f"does not run as it is — see Build: {_why(analysis)}", icon="⚠️")
+
+
+def _why(a) -> str:
+    """The first reason, short: the field and its problem, or the layer that fails."""
+    if a.problems:
+        p = a.problems[0]
+        more = f" (and {len(a.problems) - 1} more)" if len(a.problems) > 1 else ""
+        return f"`{p.path or 'spec'}`: {p.message}{more}"
+    f = a.failure
+    return f"{layer_label(f.layer, f.layer_type)} — {f.reason}"
