@@ -1,4 +1,4 @@
-"""The command line: ``python -m cnnviz presets|summary|sizes|graph|train``.
+"""The command line: ``python -m cnnviz presets|summary|sizes|graph|train|limits``.
 
 Errors print one line on stderr and exit non-zero; never a traceback.
 """
@@ -9,8 +9,10 @@ import json
 import sys
 from pathlib import Path
 
-from cnnviz.errors import CnnvizError, Problem, ShapeError, SpecError
+from cnnviz import limits
+from cnnviz.errors import CnnvizError, Problem, ShapeError, SpecError, fmt_shape
 from cnnviz.models import build_meta
+from cnnviz.models.arithmetic import output_shape
 from cnnviz.presets import PRESETS
 from cnnviz.shapes.sizes import SizeReport, advice, valid_sizes
 from cnnviz.shapes.summary import Summary, parse_size, summarize
@@ -187,6 +189,7 @@ def cmd_graph(args) -> int:
     if args.depth < 1:
         raise SpecError([Problem("--depth", f"must be 1 or more, got {args.depth}")])
     spec = load(args.network)
+    _runs(spec, args.network, spec.input_size)  # torch.fx traces a forward pass at this size
     groups = openable(spec)
     unknown = [p for p in args.open if p not in groups]
     if unknown:
@@ -207,10 +210,17 @@ def cmd_train(args) -> int:
     from cnnviz.training.engine import TrainingRun
 
     spec = load(args.network)
+    # Checked before the network is: TrainConfig reads 0 as "not given" (the book's batch
+    # size, the network's size), and the data's limit is checked only when the run starts.
+    for option, value in (("--batch-size", args.batch_size), ("--size", args.size),
+                          ("--limit", args.limit)):
+        if value is not None and value < 1:
+            raise SpecError([Problem(option, f"must be 1 or more, got {value}")])
     config = TrainConfig(dataset=args.dataset, epochs=args.epochs, batch_size=args.batch_size,
                          lr=args.lr, size=args.size, device=args.device, recipe=args.recipe,
                          time_budget=args.time_budget, augment=args.augment, limit=args.limit,
                          data_root=args.data_root)
+    _trainable(spec, args.network, config.resolved(spec).size, args.dataset)
     run = TrainingRun(spec, config).start()
     shown = 0
     while True:
@@ -232,6 +242,29 @@ def cmd_train(args) -> int:
     return 0
 
 
+def _runs(spec, network: str, size: int) -> tuple[int, ...]:
+    """The network's output shape for one size×size image; one line naming the layer that
+    cannot run at that size, as ``summary`` says it."""
+    try:
+        return output_shape(build_meta(spec), (spec.in_channels, size, size))
+    except ShapeError as exc:
+        raise CnnvizError(f"{network} does not run at {size}×{size}: {exc}") from None
+
+
+def _trainable(spec, network: str, size: int, dataset: str) -> None:
+    """Refuse before training a run that could only break off at its first step: a network
+    without weights, one that does not run at the size, or one with fewer class scores than
+    the data set has classes (a custom chain's last layer decides, not num_classes)."""
+    if not any(True for _ in build_meta(spec).parameters()):
+        raise CnnvizError(f"{network} has no parameters to train; add a conv or linear layer")
+    out = _runs(spec, network, size)
+    classes = DATASETS[dataset].num_classes
+    if len(out) != 1 or out[0] < classes:
+        raise CnnvizError(f"{network} outputs {fmt_shape(out)} per image, but {dataset} has "
+                          f"{classes} classes: its last layer must give {classes} class "
+                          "scores (a head: adaptive average pooling, flatten, linear)")
+
+
 def _accuracy(value: float | None) -> str:
     """The final test accuracy as the README shows it: ``0.97``; ``n/a`` before any test."""
     return "n/a" if value is None else f"{value:.2f}"
@@ -247,6 +280,23 @@ def _print_epoch(point, as_json: bool) -> None:
           f"epoch {row['epoch']:g}: loss {row['train_loss']:.4f}, train acc "
           f"{row['train_acc']:.3f}, test acc {row['test_acc']:.3f}, "
           f"{row['examples_per_sec']:,.0f} examples/s, {row['seconds']:.1f} s", flush=True)
+
+
+def cmd_limits(args) -> int:
+    """The teachers' caps in force (docs/teaching.md); a cap variable that is set but not a
+    positive number is said on stderr, one line each, and its default holds."""
+    for line in limits.bad_settings():
+        print(f"cnnviz: warning: {_one_line(line)}", file=sys.stderr)
+    rows = limits.table()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    var_w = max(len(r["variable"]) for r in rows) + 2
+    now_w = max(len(r["now"]) for r in rows) + 2
+    print(f"{'variable':{var_w}}{'now':>{now_w}}  caps (default)")
+    for r in rows:
+        print(f"{r['variable']:{var_w}}{r['now']:>{now_w}}  {r['caps']} ({r['default']})")
+    return 0
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -296,6 +346,10 @@ def make_parser() -> argparse.ArgumentParser:
                                        "$CNNVIZ_DATA or ~/.cache/cnnviz/data)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=cmd_train)
+    p = sub.add_parser("limits", help="the caps this server holds a class to (environment "
+                                      "variables; see docs/teaching.md)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=cmd_limits)
     return parser
 
 
