@@ -268,3 +268,51 @@ def test_real_processes_say_one_line_and_no_traceback(tmp_path, argv, code, says
         assert json.loads(done.stdout)[3]["now"] == "100"
         assert done.stderr == "cnnviz: warning: CNNVIZ_MAX_EPOCHS='many' is not a positive " \
                               "number; the default 100 holds\n"
+
+
+# -- what the fuzz found, each as its smallest example ------------------------------------------
+
+TOO_SMALL = {"family": "custom", "input_size": 4, "layers": [
+    {"type": "conv", "out_channels": 2, "kernel": 5}, {"type": "flatten"},
+    {"type": "linear", "in_features": 2, "out_features": 10}]}
+
+
+@pytest.mark.parametrize("argv, says", [
+    # torch.fx printed its traceback on stderr, and graph exited 0 with half a graph
+    (["graph", "CONFIG"], "does not run at 4×4: Conv2d 0: input 4×4 is smaller than kernel 5"),
+    # the run broke off at its first step with torch's own words and "Start again"
+    (["train", "CONFIG"] + TINY_TRAINING,
+     "does not run at 4×4: Conv2d 0: input 4×4 is smaller than kernel 5"),
+    (["train", "NO_WEIGHTS"] + TINY_TRAINING, "has no parameters to train"),
+    (["train", "THREE_CLASSES"] + TINY_TRAINING,
+     "outputs 3 per image, but digits has 10 classes"),
+    # 0 was read as "not given": the book's batch size, the network's own size
+    (["train", "lenet", "--batch-size", "0"] + TINY_TRAINING[:2], "--batch-size: must be 1"),
+    (["train", "lenet", "--size", "0"] + TINY_TRAINING[:2], "--size: must be 1 or more"),
+])
+def test_commands_refuse_what_could_only_fail_later(tmp_path, argv, says):
+    files = {"CONFIG": TOO_SMALL,
+             "NO_WEIGHTS": {"family": "custom", "input_size": 8,
+                            "layers": [{"type": "max_pool", "kernel": 2}]},
+             "THREE_CLASSES": {"family": "custom", "input_size": 8, "layers": [
+                 {"type": "flatten"}, {"type": "linear", "in_features": 64,
+                                       "out_features": 3}]}}
+    for name, data in files.items():
+        (tmp_path / f"{name}.json").write_text(json.dumps(data))
+    argv = [str(tmp_path / f"{a}.json") if a in files else a for a in argv]
+    code, out, err = cli(argv)
+    assert_one_line_refusal(code, out, err, [says], argv)
+
+
+def test_limits_lists_every_cap_in_force_and_says_a_bad_setting(monkeypatch):
+    monkeypatch.setenv("CNNVIZ_MAX_EPOCHS", "7")
+    monkeypatch.setenv("CNNVIZ_MAX_QUEUE", "lots")
+    code, out, err = cli(["limits"])
+    assert code == 0
+    assert err == "cnnviz: warning: CNNVIZ_MAX_QUEUE='lots' is not a positive number; the " \
+                  "default 30 holds\n"
+    rows = out.splitlines()[1:]
+    assert [row.split()[0] for row in rows] == [cap.env for cap in limits.CAPS.values()]
+    assert next(r for r in rows if r.startswith("CNNVIZ_MAX_EPOCHS")).split()[1] == "7"
+    code, out, _ = cli(["limits", "--json"])
+    assert code == 0 and json.loads(out) == limits.table()

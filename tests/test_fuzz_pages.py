@@ -29,6 +29,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cnnviz.presets import PRESETS
+from cnnviz.specs import CustomSpec, VGGSpec
+from cnnviz.specs import custom as L
 from cnnviz.specs.url import MAX_JSON_BYTES, MAX_TOKEN_CHARS, spec_to_token, text_to_token
 from cnnviz.ui.state import _SPEC, _VERSION, DEFAULT_PRESET
 from cnnviz.workbench import analyse, layer_label
@@ -224,3 +226,66 @@ def test_every_page_survives_hostile_networks(page):
 
     check()
     counts["seconds"] = round(time.perf_counter() - started, 1)
+
+
+# -- what the fuzz found, each as its smallest example ------------------------------------------
+
+def _show(page: str, spec):
+    at = open_page(DEFAULT_PRESET, page, PAGES[page])
+    _arrive(at, page, Arrival("state", "example", spec, spec))
+    assert not at.exception, [e.message for e in at.exception]
+    return at
+
+
+def test_the_sidebar_names_the_layer_that_fails_on_every_page():
+    too_small = CustomSpec(1, 10, 4, (L.Conv(2, 5), L.Flatten(), L.Linear(2, 10)))
+    at = _show("pages/home.py", too_small)
+    [box] = at.sidebar.error
+    assert box.value == "does not run as it is — see Build: Conv2d (layer 0) — input 4×4 is " \
+                        "smaller than kernel 5"
+
+
+@pytest.mark.parametrize("page", ["pages/graph.py", "pages/batchnorm.py", "pages/maps.py"])
+def test_pages_that_cannot_show_a_network_say_which_layer_fails(page):
+    at = _show(page, CustomSpec(1, 10, 4, (L.Conv(2, 5), L.Flatten(), L.Linear(2, 10))))
+    [message] = [e.value for e in at.main.error]
+    assert message.startswith("This network does not run at its input size 4×4: Conv2d "
+                              "(layer 0) — input 4×4 is smaller than kernel 5.")
+
+
+def test_feature_maps_of_a_network_taking_two_channels_says_so():
+    at = _show("pages/maps.py", CustomSpec(2, 10, 16, (L.Conv(2, 3),)))
+    [message] = [e.value for e in at.main.error]
+    assert "takes 2 input channels (in_channels)" in message
+
+
+def test_feature_maps_of_a_chain_without_a_head_shows_its_maps_and_says_why_no_class():
+    at = _show("pages/maps.py", CustomSpec(1, 10, 16, (L.Conv(2, 3),)))
+    assert "maps.grid" in {c.proto.id.rsplit("-", 1)[-1] for c in at.get("plotly_chart")}
+    assert any("ends in a 2×14×14 feature map, not class scores" in i.value for i in at.info)
+
+
+def test_feature_maps_of_one_position_maps_and_uneven_pooling_bins_keep_the_page():
+    # 26 → 13 after the block, pooled into 2×2 uneven bins: no receptive field is worked out
+    vgg = VGGSpec(1, 2, 26, ((2, 3),), (2,), "gelu", False, 0.5, 2)
+    at = _show("pages/maps.py", vgg)
+    layers = at.selectbox(key="maps.layer").options
+    pooled = next(option for option in layers if "AdaptiveAvgPool2d" in option)
+    at.selectbox(key="maps.layer").select(pooled).run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert any("No receptive field is worked out" in i.value for i in at.info)
+    at = _show("pages/maps.py", CustomSpec(1, 10, 8, (L.Conv(2, 3), L.AdaptiveAvgPool(1),
+                                                      L.Flatten(), L.Linear(2, 10))))
+    one = next(o for o in at.selectbox(key="maps.layer").options if "AdaptiveAvgPool2d" in o)
+    at.selectbox(key="maps.layer").select(one).run()
+    assert not at.exception, [e.message for e in at.exception]
+
+
+@pytest.mark.parametrize("layers, why", [
+    ((L.BatchNorm(),), "without its BatchNorm layers it would not build"),
+    ((L.MaxPool(2), L.Flatten(), L.Linear(64, 10)), "no convolution or block to put a "
+                                                    "BatchNorm after"),
+])
+def test_batchnorm_says_when_a_network_has_no_twin_to_show(layers, why):
+    at = _show("pages/batchnorm.py", CustomSpec(1, 10, 16, layers))
+    assert any(why in i.value for i in at.info), [i.value for i in at.info]
