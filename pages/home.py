@@ -1,6 +1,7 @@
 """Home: the zoo of the book's networks, one card each."""
 import streamlit as st
 
+from cnnviz.limits import bad_settings
 from cnnviz.presets import BOOK_PRESETS, PRESETS
 from cnnviz.ui.routing import require_app
 from cnnviz.ui.state import open_in
@@ -12,6 +13,9 @@ st.title("cnnviz — the classic CNNs of *Dive into Deep Learning*")
 st.caption("Pick a network to take apart: change its blocks in **Build** and watch every "
            "shape, parameter and convolution sum update; see which input sizes it accepts "
            "in **Input size**.")
+
+for setting in bad_settings():  # the teacher's caps (docs/teaching.md): a typo is said here
+    st.warning(f"Server setting ignored: {setting}.", icon=":material/settings:")
 
 CARDS_PER_ROW = 4
 names = list(BOOK_PRESETS)

@@ -117,3 +117,45 @@ def test_start_is_refused_while_the_servers_queue_is_full(monkeypatch):
         waiting.stop()
         DEVICES.release("cpu", other)
         waiting.join(30)
+
+
+def test_build_shows_an_over_cap_network_and_says_what_will_not_build_it(monkeypatch):
+    from tests.test_maps_page import open_page
+    monkeypatch.setenv("CNNVIZ_MAX_PARAMS", "50000")
+    at = open_page("lenet", "pages/build.py", "Build")
+    [warning] = [w.value for w in at.warning if "CNNVIZ_MAX_PARAMS" in w.value]
+    assert warning.startswith("Parameters of a network is 61,706, over this server's cap")
+    assert "Train, Feature maps and BatchNorm will not build its weights" in warning
+    assert at.dataframe  # the shapes are still there
+
+
+def test_feature_maps_and_batchnorm_refuse_a_network_over_the_caps(monkeypatch):
+    from tests.test_maps_page import open_page
+    monkeypatch.setenv("CNNVIZ_MAX_INPUT_SIZE", "27")
+    for page, title in (("pages/maps.py", "Feature maps"), ("pages/batchnorm.py", "BatchNorm")):
+        at = open_page("lenet", page, title)  # LeNet's input is 28 px
+        [error] = [e.value for e in at.main.error]
+        assert error.startswith("This network is too large to build here: Input size of a run "
+                                "or a picture is 28 px") and "CNNVIZ_MAX_INPUT_SIZE" in error
+        assert not at.get("plotly_chart")  # nothing was built or drawn
+
+
+def test_the_batchnorm_comparison_keeps_to_the_epochs_cap(monkeypatch):
+    from tests.test_maps_page import open_page
+    monkeypatch.setenv("CNNVIZ_MAX_EPOCHS", "5")
+    at = open_page("lenet-bn", "pages/batchnorm.py", "BatchNorm")
+    [error] = [e.value for e in at.main.error if "CNNVIZ_MAX_EPOCHS" in e.value]
+    assert error.startswith("Epochs of one run is 10")
+    assert at.button(key="bn.cmp.start").disabled
+    at.number_input(key="bn.cmp.epochs").set_value(5).run()
+    assert not at.button(key="bn.cmp.start").disabled
+
+
+def test_home_says_which_server_settings_it_ignored(monkeypatch):
+    from tests.test_maps_page import open_page
+    monkeypatch.setenv("CNNVIZ_KEEP_WEIGHTS", "lots")
+    at = open_page("lenet", "pages/home.py", "cnnviz — the classic CNNs of *Dive into Deep "
+                                             "Learning*")
+    [warning] = [w.value for w in at.warning]
+    assert warning == ("Server setting ignored: CNNVIZ_KEEP_WEIGHTS='lots' is not a positive "
+                       "number; the default 3 holds.")

@@ -19,12 +19,14 @@ from cnnviz.batchnorm.compare import (examples_per_epoch, examples_to_reach, pla
                                       start_jobs)
 from cnnviz.batchnorm.twins import Twin, has_batch_norm, twin
 from cnnviz.errors import CnnvizError
+from cnnviz.limits import limit, over
 from cnnviz.training.batches import prepare
 from cnnviz.training.data import load_dataset
+from cnnviz.training.queue import DEVICES
 from cnnviz.ui.model_choice import choose_model
 from cnnviz.ui.results import cannot_show
 from cnnviz.ui.sizes_view import show_batch_one
-from cnnviz.ui.state import current_spec, edit_spec, network_name, shown_sizes
+from cnnviz.ui.state import current_spec, edit_spec, network_name, session_alive, shown_sizes
 from cnnviz.ui.train_view import HISTORY
 from cnnviz.workbench import analyse
 
@@ -354,13 +356,28 @@ def _show_with_without(spec) -> None:
     target = c.slider("Accuracy to reach", 0.5, 0.99, 0.9, key=KEY + "cmp.target")
     jobs = st.session_state.get(COMPARE_JOBS)
     running = jobs is not None and not all(j.done for j in jobs)
+    capped = over("epochs", epochs)
+    if capped:
+        st.error(capped)
     if st.button("Train with and without BatchNorm", key=KEY + "cmp.start", type="primary",
-                 disabled=running, icon=":material/play_arrow:"):
+                 disabled=running or bool(capped), icon=":material/play_arrow:"):
         try:
             runs = plan(spec, "digits", epochs=int(epochs), shared_lr=shared or None)
-            st.session_state[COMPARE_JOBS] = start_jobs(runs, first_number=1)
         except CnnvizError as exc:
             st.error(f"The comparison did not start: {exc}")
+            return
+        waiting, most = DEVICES.waiting(), limit("queue")
+        if waiting + len(runs) > most:
+            st.error(f"The comparison did not start: {waiting} runs already wait for a device "
+                     f"on this server and its {len(runs)} runs would pass the cap of {most} "
+                     "(the teacher raises it with CNNVIZ_MAX_QUEUE; see docs/teaching.md).")
+            return
+        try:  # watched for a closed tab, as Train's runs are
+            st.session_state[COMPARE_JOBS] = start_jobs(runs, first_number=1,
+                                                        alive=session_alive())
+        except CnnvizError as exc:
+            st.error(f"The comparison did not start: {exc}")
+            return
         st.rerun()
     if jobs is None:
         return

@@ -10,7 +10,7 @@ import streamlit as st
 from cnnviz.codegen import pytorch_source
 from cnnviz.errors import SpecError, fmt_shape
 from cnnviz.figures import shape_flow_figure
-from cnnviz.limits import network_over
+from cnnviz.limits import network_over, over
 from cnnviz.specs import check_spec_size, max_spec_bytes, spec_from_json, spec_to_json
 from cnnviz.ui.state import nearest_sizes, pin, pinned, preset_name, replace_spec, unpin
 from cnnviz.workbench import (Analysis, analyse, compare, human, human_bytes, layer_label,
@@ -42,6 +42,9 @@ def why_not_shown(a: Analysis, builds_weights: bool = False) -> str | None:
                 "**Input size** first.")
     if builds_weights and a.summary is not None:
         capped = network_over(a.summary.total_params, a.summary.mult_adds)
+        size = over("input_size", a.spec.input_size)
+        if size:
+            capped.append(size)
         if capped:
             return "This network is too large to build here: " + " ".join(capped)
     return None
@@ -124,6 +127,11 @@ def show_numbers(a: Analysis) -> None:
     cols[3].metric("output", fmt_shape(s.layers[-1].output_shape))
     for warning in s.warnings:
         st.warning(warning)
+    capped = network_over(s.total_params, s.mult_adds)
+    if capped:  # shapes cost nothing (meta device); weights would
+        st.warning(" ".join(capped) + " Its shapes are shown here, but Train, Feature maps "
+                   "and BatchNorm will not build its weights on this server.",
+                   icon=":material/block:")
 
 
 def _stops_here(a: Analysis) -> None:
