@@ -164,7 +164,8 @@ def test_twins_of_generated_specs(spec):
         assume(False)
     result = twin(spec)
     if result.spec is None:
-        assert spec.family in ("resnet", "densenet", "custom") and built
+        assert spec.family in ("resnet", "densenet", "custom")
+        assert built or "no convolution" in result.what  # nothing to add BatchNorm after
         return
     assert has_batch_norm(result.spec) == result.added == (not built)
     gamma_beta = 2 * (bn_channels(result.spec) - bn_channels(spec))
@@ -172,3 +173,14 @@ def test_twins_of_generated_specs(spec):
     assert params(result.spec) - params(spec) == gamma_beta + biases
     if not built:  # adding then removing gives the network back
         assert twin(result.spec).spec == spec
+
+
+def test_a_custom_network_with_nothing_to_switch_has_no_twin_and_says_why():
+    from cnnviz.specs import CustomSpec
+    from cnnviz.specs import custom as L
+    only_bn = twin(CustomSpec(layers=(L.BatchNorm(),)))
+    assert only_bn.spec is None and "made of BatchNorm layers only" in only_bn.what
+    no_conv = twin(CustomSpec(layers=(L.MaxPool(1),)))
+    assert no_conv.spec is None and no_conv.added
+    assert no_conv.what == ("Custom network has no convolution (nor a block with one) to put "
+                            "BatchNorm after, so it has no twin with BatchNorm")

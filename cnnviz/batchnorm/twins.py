@@ -53,6 +53,12 @@ def twin(spec: Spec) -> Twin:
         if fixed:
             return _cannot(spec, f"its {', '.join(fixed)} layers always have BatchNorm")
         other = _custom_without(spec) if bn else _custom_with(spec)
+        if not other.layers:
+            return _cannot(spec, "it is made of BatchNorm layers only, and a network needs "
+                                 "a layer")
+        if other == spec:  # nothing to put BatchNorm after
+            return Twin(None, True, f"{spec.title} has no convolution (nor a block with one) to "
+                                    "put BatchNorm after, so it has no twin with BatchNorm")
     elif spec.family == "lenet" and spec in (PRESETS["lenet"].spec, PRESETS["lenet-bn"].spec):
         other = PRESETS["lenet"].spec if bn else PRESETS["lenet-bn"].spec
     else:
