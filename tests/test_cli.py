@@ -112,7 +112,8 @@ def test_config_file(tmp_path, capsys):
     (["summary", "lenet", "--size", ""], "size: '' is not a size"),
     (["summary", "nin", "--size", "1" + "0" * 2500], "is not a size"),
     (["summary", "lenet", "--size", "1000000000"], "is not a size"),
-    (["summary", "/dev/zero"], "/dev/zero: config is 1,000,001 bytes"),
+    (["summary", "/dev/zero"], "/dev/zero: the spec is 1,024,001 bytes: Size of a spec (JSON) "
+                                   "upload is 1,001 KB, over this server's cap of 1,000 KB"),
     (["sizes", "lenet", "--max", "0"], "--max: must be between 1 and 100,000, got 0"),
     (["sizes", "lenet", "--max", "x"], "argument --max: invalid int value: 'x'"),
     (["frobnicate"], "argument command: invalid choice: 'frobnicate'"),
