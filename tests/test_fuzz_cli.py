@@ -210,7 +210,7 @@ def test_presets_and_limits_survive_junk_arguments(command, monkeypatch):
                                                           "inf", "2_000", " 7 ", "", "10**9"]),
                               st.text(max_size=8))
 
-    @settings(max_examples=EXAMPLES // 4, suppress_health_check=SUPPRESS)
+    @settings(max_examples=EXAMPLES, suppress_health_check=SUPPRESS)
     @given(args=junk_args, env=st.fixed_dictionaries({v: settings_text for v in variables}))
     def check(args: list[str], env: dict) -> None:
         for name, value in env.items():

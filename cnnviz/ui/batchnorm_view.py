@@ -17,7 +17,7 @@ from cnnviz import figures_batchnorm as fb
 from cnnviz.batchnorm import stats as bs
 from cnnviz.batchnorm.compare import (examples_per_epoch, examples_to_reach, plan, recorded,
                                       start_jobs)
-from cnnviz.batchnorm.twins import Twin, has_batch_norm, twin
+from cnnviz.batchnorm.twins import has_batch_norm, twin
 from cnnviz.errors import CnnvizError
 from cnnviz.limits import limit, over
 from cnnviz.training.batches import prepare
@@ -126,17 +126,8 @@ def _batch(channels: int, size: int, batch_size: int, seed: int):
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
-def _twin(spec_key: str, _spec) -> Twin:
-    """The spec's twin; one without a spec, saying why, when switching BatchNorm cannot give a
-    network to show: it would not build (a chain of nothing but BatchNorm layers), or it has
-    no BatchNorm either (a chain without a convolution has nothing to put one after)."""
-    try:
-        other = twin(_spec)
-    except CnnvizError as exc:
-        return Twin(None, False, f"without its BatchNorm layers it would not build ({exc})")
-    if other.added and other.spec is not None and not has_batch_norm(other.spec):
-        return Twin(None, False, "it has no convolution or block to put a BatchNorm after")
-    return other
+def _twin(spec_key: str, _spec):
+    return twin(_spec)
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
