@@ -375,7 +375,7 @@ def test_uploading_a_spec_replaces_the_network():
     (json.dumps({"family": "vgg", "arch": [[1, "x"]]}).encode(), "arch[0][1]"),
     (b'{"family": "resnet", "block": "basic", "block": "x"}', "duplicate key 'block'"),
     (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
-    (b'{"family": "lenet"' + b" " * 1_000_000 + b"}", "1,000,000"),
+    (b'{"family": "lenet"' + b" " * 1_030_000 + b"}", "cap of 1,000 KB (the teacher raises it"),
     (b'{"family": "\xc3\x28"}', "UTF-8"),
 ], ids=["malformed", "wrong-types", "duplicate-key", "deep-nesting", "oversized", "not-text"])
 def test_uploading_a_bad_file_explains_and_keeps_the_network(data, expected):
