@@ -202,7 +202,7 @@ def test_single_problems(data, expected):
     ('{"family": "custom", "layers": [{"type": "flatten"}, {"type": "linear", '
      '"in_features": ' + "[" * 500 + "]" * 500 + ', "out_features": 2}]}',
      "layers[1].in_features: must be an integer, got [[[["),
-    (" " * 1_000_001, "config is 1,000,001 bytes; the limit is 1,000,000"),
+    (" " * 1_024_001, "the spec is 1,024,001 characters: Size of a spec (JSON) upload is 1,001 KB"),
     ('{"family": "lenet", "family": "vgg"}', "duplicate key 'family' in the JSON"),
     ('{"family": "lenet", "input_size": ' + "9" * 5000 + "}",
      "not valid JSON: a number is far too long"),
