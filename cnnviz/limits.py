@@ -34,19 +34,23 @@ CAPS = {cap.key: cap for cap in (
     Cap("mult_adds", "CNNVIZ_MAX_MULT_ADDS", 20_000_000_000,
         "mult-adds of one example through a network", applies="as for parameters"),
     Cap("input_size", "CNNVIZ_MAX_INPUT_SIZE", 512, "input size of a run or a picture",
-        unit="px", applies="Train's input size, Feature maps and BatchNorm pictures"),
-    Cap("epochs", "CNNVIZ_MAX_EPOCHS", 100, "epochs of one run", applies="Train"),
+        unit="px", applies="Train's input size; Feature maps and BatchNorm refuse a network "
+                           "whose own input size is larger"),
+    Cap("epochs", "CNNVIZ_MAX_EPOCHS", 100, "epochs of one run",
+        applies="Train, and BatchNorm's with-vs-without runs"),
     Cap("run_seconds", "CNNVIZ_MAX_RUN_SECONDS", 1800, "seconds of one run", unit="s",
         applies="Train: a run stops cleanly when it has trained this long, and a time "
                 "budget cannot ask for more"),
     Cap("queue", "CNNVIZ_MAX_QUEUE", 30, "runs waiting for a device on the server",
-        applies="Train's Start (each session holds one run at a time, training or queued)"),
+        applies="Train's Start (each session holds one run at a time, training or queued) "
+                "and BatchNorm's with-vs-without runs"),
     Cap("kept_weights", "CNNVIZ_KEEP_WEIGHTS", 3, "runs per session that keep their weights",
         applies="Train's run history: older runs keep their metrics, curves and confusion "
                 "matrix, not their weights"),
     Cap("abandon_seconds", "CNNVIZ_ABANDON_SECONDS", 60,
         "seconds a run goes on after its browser tab closed", unit="s",
-        applies="Train: then the run stops, skips its test and frees its device"),
+        applies="Train's runs and BatchNorm's with-vs-without runs: then the run stops, "
+                "skips its test and frees its device"),
     Cap("spec_kb", "CNNVIZ_MAX_SPEC_KB", 1000, "size of a spec (JSON) upload", unit="KB",
         applies="Build's Open a spec"),
     Cap("weights_mb", "CNNVIZ_MAX_WEIGHTS_MB", 600, "size of a weights (.pt) upload",
