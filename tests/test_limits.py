@@ -63,7 +63,10 @@ def start_disabled_with(at, *needles: str) -> str:
 
 def test_the_train_page_refuses_epochs_over_the_cap(monkeypatch):
     monkeypatch.setenv("CNNVIZ_MAX_EPOCHS", "5")
-    at = settings(open_train(), epochs=6)
+    at = open_train()
+    assert at.number_input(key="train.epochs").value == 5  # the default keeps to the cap
+    assert not errors(at)
+    settings(at, epochs=6)
     start_disabled_with(at, "Epochs of one run is 6", "CNNVIZ_MAX_EPOCHS")
     settings(at, epochs=5)
     assert not errors(at) and not at.button(key="train.start").disabled

@@ -139,7 +139,8 @@ def _defaults(spec) -> None:
         state["train.batch"] = book_batch_size(spec)
         state["train.lr"] = float(book_lr(spec))
     for key, value in (("train.dataset", _default_dataset()), ("train.stop_after", "epochs"),
-                       ("train.epochs", 10), ("train.budget", 60), ("train.recipe", "book"),
+                       ("train.epochs", min(10, limit("epochs"))),
+                       ("train.budget", min(60, limit("run_seconds"))), ("train.recipe", "book"),
                        ("train.device", "auto"), ("train.augment", False),
                        ("train.limit", 0)):
         state.setdefault(key, value)
