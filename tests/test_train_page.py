@@ -21,6 +21,8 @@ from streamlit.testing.v1 import AppTest
 
 from cnnviz.models import build
 from cnnviz.presets import PRESETS
+from cnnviz.specs import CustomSpec
+from cnnviz.specs import custom as L
 from cnnviz.training.checkpoint import state_dict_bytes
 from cnnviz.training.config import TrainConfig, book_help
 from cnnviz.training.engine import Point
@@ -418,3 +420,18 @@ def test_a_run_with_batchnorm_records_its_statistics_and_points_to_the_batchnorm
     # the first run's results show no such line
     at.selectbox(key="train.results_of").select(plain.title).run()
     assert not any(line in c.value for c in at.caption)
+
+
+@pytest.mark.parametrize("layers, says", [
+    ((L.MaxPool(2),), "edited custom has no parameters to train"),
+    ((L.AdaptiveAvgPool(1), L.Flatten(), L.Linear(1, 1)),
+     "edited custom outputs 1 per image, but Digits has 10 classes"),
+])
+def test_a_network_that_could_only_break_off_is_refused_before_start(layers, says):
+    """Found by the page fuzz: the estimate raised "empty parameter list" and "Target out of
+    bounds" on the page; a custom chain's last layer decides its outputs, not num_classes."""
+    at = open_train()
+    at.session_state["cnnviz.spec"] = CustomSpec(1, 10, 32, layers)
+    at.run()
+    assert_ok(at)
+    assert any(e.startswith(says) for e in errors(at)) and at.button(key="train.start").disabled

@@ -106,7 +106,7 @@ def capture(model: nn.Module, x: torch.Tensor) -> Capture:
             if name:
                 handles.append(module.register_forward_hook(
                     hook(name, isinstance(module, with_input))))
-        device = next(model.parameters()).device
+        device = next(model.parameters(), x).device  # a chain of pools has no parameters
         with torch.no_grad():
             logits = model(x.to(device)).detach()[0].float().cpu()
     finally:

@@ -14,7 +14,7 @@ import torch
 
 from cnnviz.batchnorm.recorder import BatchNormRecorder
 from cnnviz.batchnorm.twins import has_batch_norm
-from cnnviz.errors import CnnvizError
+from cnnviz.errors import CnnvizError, fmt_shape
 from cnnviz.limits import limit, network_over, over
 from cnnviz.figures_training import curves_figure
 from cnnviz.training.config import (DEVICE_CHOICES, MAX_BATCH_SIZE, MAX_LR, MAX_SIZE,
@@ -235,6 +235,17 @@ def _problems(spec, config: TrainConfig) -> list[str]:
                         f"{f.layer_type} `{f.layer}` — {f.reason}. Sizes that work nearby: "
                         f"{near}.")
     classes = DATASETS[config.dataset].num_classes
+    summary = at_size.summary
+    if summary is not None and at_size.ok:  # a custom chain's last layer decides its outputs
+        out = tuple(summary.layers[-1].output_shape)
+        if summary.total_params == 0:
+            problems.append(f"{network_name(spec)} has no parameters to train; add a conv or "
+                            "linear layer in Build.")
+        elif len(out) != 1 or out[0] < classes:
+            problems.append(f"{network_name(spec)} outputs {fmt_shape(out)} per image, but "
+                            f"{DATASETS[config.dataset].title} has {classes} classes: its last "
+                            f"layer must give {classes} class scores (a head: adaptive average "
+                            "pooling, flatten, linear) — change it in Build.")
     if spec.num_classes < classes:
         problems.append(f"The network has {spec.num_classes} outputs but "
                         f"{DATASETS[config.dataset].title} has {classes} classes; set "
