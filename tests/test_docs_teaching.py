@@ -16,7 +16,7 @@ from tests.container_lint import cnnviz_settings
 ROOT = Path(__file__).resolve().parents[1]
 TEACHING = ROOT / "docs" / "teaching.md"
 GUIDE = ROOT / "docs" / "guide.md"
-# The titles of streamlit_app.py's navigation, in its order (DESIGN.md: tests rely on them).
+# The titles of streamlit_app.py's navigation, in its order (tests and links rely on them).
 PAGE_TITLES = ["Home", "Build", "Input size", "Train", "Feature maps", "Connections",
                "BatchNorm"]
 

@@ -37,7 +37,7 @@ from cnnviz.workbench import analyse, layer_label
 from tests.strategies import Hostile, hostile_json, valid_specs
 from tests.test_maps_page import offline, open_page, routed_as_served  # noqa: F401 (autouse)
 
-# Page file → its title, as DESIGN.md names them (Home's title is the app's own).
+# Page file → its title, as streamlit_app.py's navigation names them (Home's title is the app's own).
 PAGES = {"pages/home.py": "cnnviz — the classic CNNs of *Dive into Deep Learning*",
          "pages/build.py": "Build", "pages/sizes.py": "Input size", "pages/train.py": "Train",
          "pages/maps.py": "Feature maps", "pages/graph.py": "Connections",
