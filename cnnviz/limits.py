@@ -36,6 +36,10 @@ CAPS = {cap.key: cap for cap in (
     Cap("input_size", "CNNVIZ_MAX_INPUT_SIZE", 512, "input size of a run or a picture",
         unit="px", applies="Train's input size; Feature maps and BatchNorm refuse a network "
                            "whose own input size is larger"),
+    Cap("batch_mb", "CNNVIZ_MAX_BATCH_MB", 3000,
+        "memory of one batch through the BatchNorm page", unit="MB",
+        applies="BatchNorm: batch sizes whose estimate (from the shapes) is over the cap are "
+                "not offered, nor are the larger draws of its Batch size tab"),
     Cap("epochs", "CNNVIZ_MAX_EPOCHS", 100, "epochs of one run",
         applies="Train, and BatchNorm's with-vs-without runs"),
     Cap("run_seconds", "CNNVIZ_MAX_RUN_SECONDS", 1800, "seconds of one run", unit="s",

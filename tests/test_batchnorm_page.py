@@ -88,3 +88,41 @@ def test_a_network_that_cannot_go_without_batchnorm_says_so_in_the_comparison():
     at = open_bn("resnet18")
     assert any("No comparison for this network" in i.value and "always have BatchNorm"
                in i.value for i in at.info)
+
+
+def _largest_within(cost, sizes, cap_mb: float) -> int:
+    return max(s for s in sizes if cost(s) <= cap_mb * 2**20)
+
+
+def test_batches_over_the_memory_cap_are_not_offered_and_the_page_says_why(monkeypatch):
+    from cnnviz.batchnorm.stats import batch_memory, spread_memory
+    from cnnviz.models import build_meta
+    from cnnviz.presets import PRESETS
+    from cnnviz.ui.batchnorm_view import POOL, SIZES
+
+    monkeypatch.setenv("CNNVIZ_MAX_BATCH_MB", "3")
+    at = open_bn("lenet-bn")
+    assert_ok(at)
+    meta, shape = build_meta(PRESETS["lenet-bn"].spec), (1, 28, 28)
+    most = _largest_within(lambda s: s * batch_memory(meta, shape), SIZES + (256,), 3)
+    assert 1 < most < 256
+    offered = at.select_slider(key="bn.batch").options
+    assert [int(o) for o in offered] == [s for s in SIZES + (256,) if s <= most]
+    assert at.select_slider(key="bn.batch").value == most  # the default 64 is over the cap
+    said = [c.value for c in at.caption if f"Batches above {most} are not offered" in c.value]
+    assert said and "CNNVIZ_MAX_BATCH_MB" in said[0] and "3 MB" in said[0]
+    # the Batch size tab draws only the sizes whose forward pass fits beside the pool
+    drawn = _largest_within(lambda s: spread_memory(meta, shape, s, POOL), SIZES, 3)
+    assert any(f"from 1 to {drawn} " in m.value for m in at.markdown)
+    at.button(key="bn.spread.go").click().run()
+    assert_ok(at)
+    assert "bn.spread" in charts(at)
+
+
+def test_a_network_whose_one_image_is_over_the_memory_cap_is_refused(monkeypatch):
+    monkeypatch.setenv("CNNVIZ_MAX_BATCH_MB", "1")
+    at = open_bn("resnet18")  # about 5 MB an image at 96×96
+    assert_ok(at)
+    refused = [e.value for e in at.error if "One image through this network" in e.value]
+    assert refused and "CNNVIZ_MAX_BATCH_MB" in refused[0]
+    assert "bn.stats" not in charts(at)

@@ -8,9 +8,9 @@ import torch
 from torch import nn
 
 from cnnviz.batchnorm.stats import (BatchNormError, BatchOfOne, NoBatchNormError,
-                                    after_step_running, batch_of_one, batch_spread,
-                                    batch_statistics, bn_layers, layer_outputs, normalised,
-                                    train_vs_eval, undo, with_affine)
+                                    after_step_running, batch_memory, batch_of_one,
+                                    batch_spread, batch_statistics, bn_layers, layer_outputs,
+                                    normalised, spread_memory, train_vs_eval, undo, with_affine)
 from cnnviz.models import build
 from cnnviz.presets import PRESETS
 from cnnviz.shapes.sizes import spec_sizes
@@ -279,3 +279,56 @@ def test_user_facing_problems_raise_batchnorm_errors(batch):
         with_affine(_lenet_bn(), "b1.0", 0, 1.0, 0.0)
     with pytest.raises(BatchNormError, match="channels 0…5"):
         with_affine(_lenet_bn(), "b1.1", 6, 1.0, 0.0)
+
+
+@pytest.mark.parametrize("mode", ["train", "eval"])
+def test_one_layers_statistics_are_those_of_the_whole_pass(batch, digits, mode):
+    model = _trained(digits, steps=5)
+    every = batch_statistics(model, batch, mode)
+    assert list(every) == LENET_BN
+    for path in LENET_BN:
+        one = batch_statistics(model, batch, mode, paths=[path])
+        assert list(one) == [path]
+        for field in ("batch_mean", "batch_var_biased", "batch_var_unbiased", "running_mean",
+                      "running_var", "gamma", "beta", "input"):
+            assert torch.equal(getattr(one[path], field), getattr(every[path], field)), field
+        assert one[path].batches_tracked == every[path].batches_tracked == 5
+    with pytest.raises(BatchNormError, match="no BatchNorm layer at 'b1.0'"):
+        batch_statistics(model, batch, paths=["b1.0"])
+
+
+def test_train_vs_eval_is_the_two_modes_outputs_compared(batch, digits):
+    model = _trained(digits, steps=5)
+    gap = train_vs_eval(model, batch)
+    train, evald = layer_outputs(model, batch, "train"), layer_outputs(model, batch, "eval")
+    for layer in gap.layers:
+        diff = (train[layer.path] - evald[layer.path]).abs().mean()
+        rms = train[layer.path].pow(2).mean().sqrt()
+        assert layer.mean_abs_diff == pytest.approx(float(diff), rel=1e-6)
+        assert layer.relative == pytest.approx(float(diff / rms), rel=1e-6)
+    assert [g.path for g in gap.layers] == LENET_BN
+
+
+def test_a_copy_shares_the_weights_and_owns_what_it_changes(batch):
+    model = _lenet_bn()
+    changed = with_affine(model, "b1.1", 0, 2.0, 1.0)
+    mine = dict(model.named_parameters())
+    for name, p in changed.named_parameters():
+        shared = p.data_ptr() == mine[name].data_ptr()
+        assert shared is (not name.startswith("b1.1.")), name
+    assert float(changed.get_submodule("b1.1").weight.detach()[0]) == 2.0
+    assert float(model.get_submodule("b1.1").weight.detach()[0]) == 1.0
+    for name, b in changed.named_buffers():  # a training copy writes its running statistics
+        assert b.data_ptr() != dict(model.named_buffers())[name].data_ptr(), name
+
+
+def test_batch_memory_is_counted_from_the_shapes():
+    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
+                          nn.Flatten(), nn.Linear(4 * 8 * 8, 10), nn.BatchNorm1d(10))
+    # BatchNorm outputs: 4·8·8 + 10 values an image; the largest activation 4·8·8
+    expected = 1.4 * 4 * ((256 + 10) + 8 * 256)
+    assert batch_memory(model, (1, 8, 8)) == int(expected)
+    # the spread: a pool of 100 images of 1·8·8 and one forward pass of 16
+    assert spread_memory(model, (1, 8, 8), 16, 100) == int(1.4 * 4 * (100 * 64 + 16 * 8 * 256))
+    with pytest.raises(NoBatchNormError):
+        batch_memory(nn.Sequential(nn.Conv2d(1, 4, 3)), (1, 8, 8))

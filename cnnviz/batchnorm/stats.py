@@ -1,7 +1,11 @@
 """Per-channel BatchNorm statistics of one batch, next to the running ones, γ and β.
 
-Every function works on a deep copy of the caller's model: its weights, running statistics,
-``num_batches_tracked`` and train/eval mode are never touched. Where a function runs the
+Every function works on a copy of the caller's model (:func:`_copy_in_mode`): its weights,
+running statistics, ``num_batches_tracked`` and train/eval mode are never touched. The copy
+shares the weights (the forward passes here run under ``no_grad`` and never write them) and
+owns its buffers, so it costs the running statistics, not another model: a VGG-11 copy is
+kilobytes, not 530 MB. Recordings are reduced in the forward pass's hooks, so memory holds one
+layer's tensor at a time where it can (:func:`batch_memory` estimates the rest). Where a function runs the
 network "in train mode", only the BatchNorm layers are switched to training; dropout and the
 rest stay in eval mode, so what changes is BatchNorm's doing alone (and is reproducible).
 
@@ -102,8 +106,8 @@ class BatchOfOne:
 def bn_layers(model: nn.Module) -> list[str]:
     """Module paths of every BatchNorm1d/2d, in the order the forward pass runs them."""
     norms = {name for name, m in model.named_modules() if isinstance(m, NORMS)}
-    try:
-        graph = symbolic_graph(copy.deepcopy(model)).graph
+    try:  # tracing reads the module tree only: no copy needed
+        graph = symbolic_graph(model).graph
         ordered = [n.target for n in graph.nodes if n.op == "call_module" and n.target in norms]
     except Exception:  # noqa: BLE001 - a model fx cannot trace: registration order instead
         ordered = []
@@ -127,9 +131,20 @@ def _layer(model: nn.Module, path: str) -> nn.Module:
     return module
 
 
+def _copy(model: nn.Module, own: nn.Module | None = None) -> nn.Module:
+    """A copy of ``model`` sharing its parameters (except those of ``own``, copied) and owning
+    its buffers and modes: a training-mode BatchNorm writes its running statistics, never γ."""
+    shared = {id(p): p for p in model.parameters()}
+    if own is not None:
+        for p in own.parameters():
+            shared.pop(id(p), None)
+    return copy.deepcopy(model, memo=shared)
+
+
 def _copy_in_mode(model: nn.Module, train: bool) -> nn.Module:
-    """A deep copy in eval mode, with only its BatchNorm layers training when ``train``."""
-    twin = copy.deepcopy(model).eval()
+    """A copy (see :func:`_copy`) in eval mode, with only its BatchNorm layers training when
+    ``train``."""
+    twin = _copy(model).eval()
     if train:
         for m in twin.modules():
             if isinstance(m, NORMS):
@@ -148,25 +163,31 @@ class _Stop(Exception):
 
 
 def _run(model: nn.Module, x: torch.Tensor, paths: list[str], *, what: str,
-         stop_after: str | None = None) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
+         stop_after: str | None = None, on_value=None
+         ) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
     """Forward ``x`` with hooks on ``paths`` recording each layer's input or output; returns
-    the recordings and the network's output (None when stopped early)."""
+    the recordings and the network's output (None when stopped early). With ``on_value``,
+    the hook hands each layer its tensor as ``on_value(path, module, tensor)`` instead of
+    keeping a copy (the recordings are then empty)."""
     if x.dim() < 2:
         raise BatchNormError(f"a batch needs a batch dimension; got shape {tuple(x.shape)}")
     seen: dict[str, torch.Tensor] = {}
     modules = dict(model.named_modules())
 
+    def keep(path: str, module: nn.Module, value: torch.Tensor) -> None:
+        if on_value is None:
+            seen[path] = value.detach().clone()
+        else:
+            on_value(path, module, value.detach())
+        if path == stop_after:
+            raise _Stop
+
     def hook_for(path: str):
         def hook(module, args, output):
-            value = args[0] if what == "input" else output
-            seen[path] = value.detach().clone()
-            if path == stop_after:
-                raise _Stop
+            keep(path, module, output)
 
         def pre_hook(module, args):
-            seen[path] = args[0].detach().clone()
-            if path == stop_after:
-                raise _Stop
+            keep(path, module, args[0])
         return pre_hook if what == "input" else hook
 
     handles = [(modules[p].register_forward_pre_hook(hook_for(p)) if what == "input"
@@ -211,23 +232,35 @@ def _stats(path: str, m: nn.Module, x: torch.Tensor) -> LayerStats:
         count=count, input=x)
 
 
-def batch_statistics(model: nn.Module, x: torch.Tensor, mode: str = "train"
-                     ) -> dict[str, LayerStats]:
+def batch_statistics(model: nn.Module, x: torch.Tensor, mode: str = "train",
+                     paths: list[str] | None = None) -> dict[str, LayerStats]:
     """Per BatchNorm layer (in forward order), its input's statistics on batch ``x``
     (N, C, H, W) and its running statistics, γ and β as they stood before the batch.
 
     ``mode="train"`` runs the BatchNorm layers on batch statistics (what a training step
     sees), ``"eval"`` on running statistics (what prediction sees): the layers' inputs differ
     from the second BatchNorm on.
+
+    ``paths`` picks the layers (default: all); the forward pass stops after the last of them,
+    and memory keeps only their inputs, not every layer's (the BatchNorm page asks for one).
     """
     if mode not in ("train", "eval"):
         raise BatchNormError(f"mode must be 'train' or 'eval', got {mode!r}")
-    paths = _norms(model)
-    twin = _copy_in_mode(model, mode == "train")
-    modules = dict(twin.named_modules())
-    before = {p: copy.deepcopy(modules[p]) for p in paths}
-    inputs, _ = _run(twin, x, paths, what="input")
-    return {p: _stats(p, before[p], inputs[p]) for p in paths if p in inputs}
+    order = _norms(model)
+    if paths is not None:
+        for p in paths:
+            _layer(model, p)
+        order = [p for p in order if p in set(paths)]
+    found: dict[str, LayerStats] = {}
+
+    def record(path: str, module: nn.Module, value: torch.Tensor) -> None:
+        # a pre-hook: the layer has not run on this batch yet, so its running statistics
+        # are still those from before it
+        found.setdefault(path, _stats(path, module, value.clone()))
+
+    _run(_copy_in_mode(model, mode == "train"), x, order, what="input",
+         stop_after=order[-1] if paths is not None else None, on_value=record)
+    return {p: found[p] for p in order if p in found}
 
 
 def after_step_running(stats: LayerStats) -> tuple[torch.Tensor, torch.Tensor]:
@@ -266,9 +299,10 @@ def undo(stats: LayerStats) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def with_affine(model: nn.Module, path: str, channel: int | None, gamma, beta) -> nn.Module:
-    """A deep copy of ``model`` with γ and β of one channel of layer ``path`` set (every
-    channel when ``channel`` is None: then ``gamma`` and ``beta`` are (C,) tensors)."""
-    twin = copy.deepcopy(model)
+    """A copy of ``model`` with γ and β of one channel of layer ``path`` set (every channel
+    when ``channel`` is None: then ``gamma`` and ``beta`` are (C,) tensors). The copy owns that
+    layer's γ and β and shares every other weight with ``model`` (see :func:`_copy`)."""
+    twin = _copy(model, own=_layer(model, path))
     layer = _layer(twin, path)
     if not layer.affine:
         raise BatchNormError(f"{path} has no γ and β (affine=False)")
@@ -297,13 +331,20 @@ def train_vs_eval(model: nn.Module, x: torch.Tensor) -> EvalGap:
     running statistics (eval mode): per layer the mean |difference| of its output, also
     relative to the RMS of the train-mode output, and the network's argmax predictions."""
     paths = _norms(model)
-    train, out_train = _run(_copy_in_mode(model, True), x, paths, what="output")
     evald, out_eval = _run(_copy_in_mode(model, False), x, paths, what="output")
-    gaps = []
-    for p in paths:
-        diff = float((train[p] - evald[p]).abs().mean())
-        scale = float(train[p].pow(2).mean().sqrt())
-        gaps.append(LayerGap(p, diff, diff / scale if scale > 0 else float("inf")))
+    found: dict[str, LayerGap] = {}
+
+    def compare(path: str, module: nn.Module, train: torch.Tensor) -> None:
+        # each eval-mode output is let go as soon as its train-mode twin is compared
+        other = evald.pop(path, None)
+        if other is None:
+            return
+        diff = float((train - other).abs().mean())
+        scale = float(train.pow(2).mean().sqrt())
+        found[path] = LayerGap(path, diff, diff / scale if scale > 0 else float("inf"))
+
+    _, out_train = _run(_copy_in_mode(model, True), x, paths, what="output", on_value=compare)
+    gaps = [found[p] for p in paths if p in found]
     predict = (lambda out: out.reshape(out.shape[0], -1).argmax(dim=1).cpu())
     return EvalGap(tuple(gaps), predict(out_train), predict(out_eval))
 
@@ -375,3 +416,48 @@ def batch_spread(model: nn.Module, images: torch.Tensor, path: str, sizes, draws
             means.append(seen[path].mean(dim=_reduce_dims(seen[path])).cpu())
         result[size] = torch.stack(means)
     return result
+
+
+
+FLOAT_BYTES = 4
+FORWARD_FACTOR = 8  # a forward pass holds several of its largest activations at once (DenseNet)
+OVERHEAD = 1.4      # the allocator's share, measured on the ImageNet presets
+
+
+def _activations(model: nn.Module, input_shape: tuple[int, ...]) -> tuple[int, int, int]:
+    """Per image, from the shapes alone: the values of every BatchNorm layer's output, of the
+    largest leaf layer's output, and of the input."""
+    pixels = 1
+    for c in input_shape:
+        pixels *= c
+    norms, largest = 0, pixels
+    for row in trace(model, tuple(input_shape)):
+        if not row.is_leaf:
+            continue
+        size = 1
+        for d in row.output_shape:
+            size *= d
+        largest = max(largest, size)
+        if isinstance(row.module, NORMS):
+            norms += size
+    return norms, largest, pixels
+
+
+def batch_memory(model: nn.Module, input_shape: tuple[int, ...]) -> int:
+    """Bytes per image that the BatchNorm page's largest computation on a batch holds, from
+    the shapes alone (no forward pass): :func:`train_vs_eval` keeps every BatchNorm layer's
+    eval-mode output until its train-mode twin is compared, beside the forward pass's own
+    tensors (``FORWARD_FACTOR`` times the largest activation, which covers VGG's first convs
+    and DenseNet's growing concatenations), plus the allocator's ``OVERHEAD``. Multiply by
+    the batch size; ``benchmarks/bench_batchnorm_memory.py`` measures it against real peaks."""
+    _norms(model)
+    norms, largest, _ = _activations(model, input_shape)
+    return int(OVERHEAD * FLOAT_BYTES * (norms + FORWARD_FACTOR * largest))
+
+
+def spread_memory(model: nn.Module, input_shape: tuple[int, ...], size: int, pool: int) -> int:
+    """Bytes :func:`batch_spread` holds for batches of ``size`` drawn from a pool of ``pool``
+    images: the pool, and one forward pass at a time (its recording is reduced at once)."""
+    _norms(model)
+    _, largest, pixels = _activations(model, input_shape)
+    return int(OVERHEAD * FLOAT_BYTES * (pool * pixels + size * FORWARD_FACTOR * largest))

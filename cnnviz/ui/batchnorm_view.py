@@ -19,6 +19,7 @@ from cnnviz.batchnorm.compare import (examples_per_epoch, examples_to_reach, pla
                                       start_jobs)
 from cnnviz.batchnorm.twins import has_batch_norm, twin
 from cnnviz.errors import CnnvizError
+from cnnviz.models import build_meta
 from cnnviz.limits import limit, over
 from cnnviz.training.batches import prepare
 from cnnviz.training.data import load_dataset
@@ -51,7 +52,7 @@ def show_batchnorm_page() -> None:
         model, model_key, model_text, _ = choose_model(shown, KEY)
     with right:
         batch_size, seed = _batch_controls(shown)
-    if model is None:
+    if model is None or batch_size is None:
         return
     x, labels = _batch(shown.in_channels, shown.input_size, batch_size, seed)
     layers = _bn_layers(model_key, _model=model)
@@ -68,7 +69,7 @@ def show_batchnorm_page() -> None:
             with tabs[3]:
                 _show_batch_size(model, model_key, shown, path)
             return
-    stats = _statistics(model_key, batch_size, seed, _model=model, _x=x)[path]
+    stats = _statistics(model_key, batch_size, seed, path, _model=model, _x=x)
     with tabs[0]:
         _show_statistics(stats, model_text)
     with tabs[1]:
@@ -103,20 +104,39 @@ def _shown_spec(spec):
 LARGE_INPUT = 64
 
 
-def _batch_controls(spec) -> tuple[int, int]:
+def _batch_controls(spec) -> tuple[int | None, int]:
+    """The batch size and which batch; sizes whose memory is over the server's cap are not
+    offered (None, said why, when not even one image fits)."""
     st.subheader("Batch", anchor=False)
+    per_image = _per_image(repr(spec), spec)
+    sizes = [s for s in SIZES + (256,) if s * per_image <= limit("batch_mb") * 2**20]
+    if not sizes:
+        st.error(f"One image through this network's BatchNorm layers needs about "
+                 f"{per_image / 2**20:,.0f} MB. " + over("batch_mb", per_image / 2**20))
+        return None, 0
     a, b = st.columns(2)
-    default = 16 if spec.input_size > LARGE_INPUT else 64
-    size = a.select_slider("Batch size", SIZES + (256,), value=default, key=KEY + "batch",
+    default = min(16 if spec.input_size > LARGE_INPUT else 64, sizes[-1])
+    size = a.select_slider("Batch size", sizes, value=default, key=KEY + "batch",
                            help="images of the digits' training split, resized to the network's "
                                 "input as in training")
     seed = b.number_input("Which batch", 0, 999, 0, key=KEY + "seed",
                           help="another number draws another batch")
     st.caption(f"{size} images of scikit-learn's digits, drawn at random (batch {seed}).")
+    if sizes[-1] < 256:
+        larger = sizes[-1] * 2
+        st.caption(f"Batches above {sizes[-1]} are not offered: {larger} images need about "
+                   f"{larger * per_image / 2**20:,.0f} MB here. "
+                   + over("batch_mb", larger * per_image / 2**20))
     return int(size), int(seed)
 
 
-@st.cache_data(max_entries=32, show_spinner=False)
+@st.cache_data(max_entries=64, show_spinner=False)
+def _per_image(spec_key: str, _spec) -> int:
+    return bs.batch_memory(build_meta(_spec), (_spec.in_channels, _spec.input_size,
+                                               _spec.input_size))
+
+
+@st.cache_data(max_entries=8, show_spinner=False)  # a pool of 256 at 224 px is 150 MB
 def _batch(channels: int, size: int, batch_size: int, seed: int):
     data = load_dataset("digits")
     order = torch.randperm(len(data.train_labels),
@@ -146,8 +166,9 @@ def _batch_of_one_found(model_key: str, size: int, channels: int, _model):
 
 
 @st.cache_resource(max_entries=16, show_spinner="Running the batch through the network…")
-def _statistics(model_key: str, batch_size: int, seed: int, _model, _x):
-    return bs.batch_statistics(_model, _x)
+def _statistics(model_key: str, batch_size: int, seed: int, path: str, _model, _x):
+    # one layer's input at a time: every layer's at once is gigabytes on DenseNet-121
+    return bs.batch_statistics(_model, _x, paths=[path])[path]
 
 
 # -- statistics ---------------------------------------------------------------------------------
@@ -266,18 +287,25 @@ def _show_train_vs_eval(model, model_key: str, x, batch_size: int, seed: int,
 # -- batch size ---------------------------------------------------------------------------------
 
 @st.cache_resource(max_entries=16, show_spinner="Drawing batches…")
-def _spread(model_key: str, spec_key: str, path: str, _model, _images):
-    return bs.batch_spread(_model, _images, path, SIZES, DRAWS,
+def _spread(model_key: str, spec_key: str, path: str, sizes: tuple[int, ...], _model, _images):
+    return bs.batch_spread(_model, _images, path, sizes, DRAWS,
                            generator=torch.Generator().manual_seed(0))
 
 
 def _show_batch_size(model, model_key: str, spec, path: str) -> None:
     asked = KEY + f"spread.{model_key}.{path}"
-    if not st.session_state.get(asked):
-        images = DRAWS * sum(SIZES)
+    sizes = _spread_sizes(repr(spec), limit("batch_mb"), spec)
+    if not sizes:
+        st.error("The pool of images the batches are drawn from does not fit: "
+                 + over("batch_mb", _spread_mb(spec, 1)))
+    elif not st.session_state.get(asked):
+        images = DRAWS * sum(sizes)
         st.markdown(f"How the batch statistics scatter as the batch shrinks: {DRAWS} random "
-                    f"batches of each size from 1 to {SIZES[-1]} ({images:,} images through "
+                    f"batches of each size from 1 to {sizes[-1]} ({images:,} images through "
                     "the network).")
+        if sizes[-1] < SIZES[-1]:
+            st.caption(f"Batches above {sizes[-1]} are not drawn: "
+                       + over("batch_mb", _spread_mb(spec, sizes[-1] * 2)))
         st.button("Draw the batches", key=KEY + "spread.go", icon=":material/casino:",
                   on_click=_ask, args=(asked,))
     else:
@@ -286,13 +314,28 @@ def _show_batch_size(model, model_key: str, spec, path: str) -> None:
                                       _model=model), spec)
 
 
+POOL = 256
+
+
+def _spread_mb(spec, size: int) -> float:
+    return bs.spread_memory(build_meta(spec), (spec.in_channels, spec.input_size,
+                                               spec.input_size), size, POOL) / 2**20
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _spread_sizes(spec_key: str, cap: int, _spec) -> tuple[int, ...]:
+    """The batch sizes the Batch size tab draws: those within the server's memory cap."""
+    return tuple(s for s in SIZES if _spread_mb(_spec, s) <= cap)
+
+
 def _ask(key: str) -> None:
     st.session_state[key] = True
 
 
 def _draw_spread(model, model_key: str, spec, path: str) -> None:
-    pool, _ = _batch(spec.in_channels, spec.input_size, 256, 1000)
-    spread = _spread(model_key, repr(spec), path, _model=model, _images=pool)
+    pool, _ = _batch(spec.in_channels, spec.input_size, POOL, 1000)
+    sizes = _spread_sizes(repr(spec), limit("batch_mb"), spec)
+    spread = _spread(model_key, repr(spec), path, sizes, _model=model, _images=pool)
     channel = st.session_state.get(KEY + f"channel.{path}", 0)
     running = getattr(model.get_submodule(path), "running_mean", None)
     st.plotly_chart(fb.spread_figure(spread, running, channel), key=KEY + "spread")
