@@ -34,6 +34,14 @@ def test_every_preset_traces_with_fx_and_its_shapes_are_the_arithmetics(name):
     _check_against_fx(spec, spec.input_size)
 
 
+def test_a_network_that_cannot_run_raises_naming_its_node_and_prints_nothing(capfd):
+    model = build_meta(PRESETS["notes-alexnet"].spec)  # Linear(6400) after Flatten: one band
+    with pytest.raises(RuntimeError, match=r"ShapeProp error for: node=.*call_module.*reduction dim"):
+        fx_shapes(model, (1, 300, 300))
+    out, err = capfd.readouterr()
+    assert out == "" and err == ""
+
+
 def test_fx_graph_shows_additions_and_concatenations():
     """The operations the connections view draws are nodes of the fx graph."""
     ops = {name: [str(n.target.__name__) for n in symbolic_graph(build_meta(PRESETS[name].spec))

@@ -306,6 +306,25 @@ def test_the_pages_refuse_hostile_weights_and_keep_going(where, no_shell):
     assert no_shell == []
 
 
+@pytest.mark.parametrize("where", ["Feature maps", "Train"])
+def test_the_pages_refuse_weights_over_the_cap_before_reading_them(where, monkeypatch):
+    monkeypatch.setenv("CNNVIZ_MAX_WEIGHTS_MB", "1")
+    monkeypatch.setattr(checkpoint, "_read", lambda *a, **k: pytest.fail("read the file"))
+    data = b"PK" + bytes(2 * 2**20)
+    if where == "Train":
+        at = open_page("lenet", "pages/train.py", "Train")
+        upload_weights_on_train(at, "big.pt", data)
+    else:
+        at = open_page("lenet", "pages/maps.py", "Feature maps")
+        at.radio(key="maps.model").set_value("upload weights (.pt)").run()
+        at.file_uploader(key="maps.weights").set_value(
+            ("big.pt", data, "application/octet-stream")).run()
+    assert not at.exception, [e.message for e in at.exception]
+    [message] = errors(at)
+    assert "big.pt was not loaded" in message and "cap of 1 MB" in message
+    assert "CNNVIZ_MAX_WEIGHTS_MB" in message
+
+
 # -- pictures ------------------------------------------------------------------------------------
 
 def _encode(image: Image.Image, fmt: str, **options) -> bytes:

@@ -436,6 +436,13 @@ def test_a_broken_link_warns_and_falls_back_to_lenet(query, says):
     assert params_help(at) == [f"{true_params(PRESETS['lenet'].spec):,}"]
 
 
+def test_an_over_long_unknown_preset_is_named_in_short():
+    at = open_app(preset="x" * 5000)
+    [warning] = at.sidebar.warning
+    assert "unknown preset ('" + "x" * 60 + "…')" in warning.value
+    assert len(warning.value) < 200
+
+
 def test_the_sidebar_follows_an_edit():
     at = open_app("build", preset="vgg")
     by_label(at.slider, "dropout").set_value(0.2).run()

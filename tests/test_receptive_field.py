@@ -154,6 +154,18 @@ def test_gradient_support_for_a_custom_spec_without_padding():
     assert _check_all_positions(model, "5", 2, 36, exact=True) == 36
 
 
+def test_adaptive_pooling_into_uneven_bins_keeps_its_map_and_bounds_every_position():
+    # 7×7 → 3×3: bins [0, 3), [2, 5), [4, 7) — no single stride
+    model = _positive(nn.Sequential(nn.Conv2d(1, 2, 3), nn.AdaptiveAvgPool2d(3),
+                                    nn.Conv2d(2, 1, 3, padding=1)))
+    f = fields(model, 9)
+    assert (f["1"].side, f["2"].side) == (3, 3)
+    assert region(f["1"], 2, 2, 9) == (0, 0, 9, 9) == region(f["2"], 0, 1, 9)
+    _check_all_positions(model, "1", 1, 9, exact=False)
+    _check_all_positions(model, "2", 1, 9, exact=False)
+    assert "uneven bins" in arithmetic(model, "1", 9)[-1]
+
+
 def test_padding_keeps_the_support_inside_the_clipped_region_and_exact_at_the_top_left():
     model = _positive(nn.Sequential(
         nn.Conv2d(1, 2, 5, padding=2), nn.Conv2d(2, 2, 3, stride=2, padding=1),

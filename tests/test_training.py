@@ -230,6 +230,11 @@ def test_config_defaults_and_checks():
     assert TrainConfig().resolved(PRESETS["resnet18"].spec).batch_size == 256
     with pytest.raises(TrainingError, match="epochs must be ≥ 1, got 0; learning rate"):
         TrainConfig(epochs=0, lr=-1).resolved(LENET_BN)
+    # a zero asked for is refused, not taken as "not given" (the book's default)
+    with pytest.raises(TrainingError, match="batch size must be between 1 and .*, got 0"):
+        TrainConfig(batch_size=0).resolved(LENET_BN)
+    with pytest.raises(TrainingError, match="input size must be between 1 and .*, got 0"):
+        TrainConfig(size=0).resolved(LENET_BN)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA GPU")

@@ -152,8 +152,7 @@ def _node_step(node: fx.Node, key: str, graph: fx.GraphModule,
                 k = f.side // out
                 return _window_step(key, kind, parent, f, k, k, 0, 1, False, input_size,
                                     f"{k}×{k} windows, s={k}")
-            # Uneven bins have no single jump: the whole map is an upper bound.
-            return _whole_step(key, kind, parent, f, input_size)
+            return _uneven_step(key, kind, parent, f, out, input_size)
         if isinstance(module, nn.Flatten) or (isinstance(module, nn.Linear) and f.side > 1):
             return _whole_step(key, kind, parent, f, input_size)
         if isinstance(module, KEEPS_POSITION) or isinstance(module, nn.Linear):
@@ -184,6 +183,20 @@ def _whole_step(key: str, kind: str, parent: str, f: Field, input_size: int) -> 
     n = f.side
     return _window_step(key, kind, parent, f, n, n, 0, 1, False, input_size,
                         f"the whole {n}×{n} map, like k={n}, s={n}")
+
+
+def _uneven_step(key: str, kind: str, parent: str, f: Field, out: int,
+                 input_size: int) -> _Step:
+    # Adaptive pooling into uneven bins (7 → 3: bins of 3, 3 and 3 overlapping by one) has no
+    # single stride: each of the out×out positions is given the whole map, an upper bound,
+    # with jump 0 (every position sees the same region, and so does every layer after it).
+    n = f.side
+    r, _, start, _ = _window(f.size, f.jump, f.start, f.side, n, n, 0, 1, False)
+    new = _make(r, 0, start, out, input_size)
+    line = (f"{key} {kind} ({n}×{n} → {out}×{out} in uneven bins, no single stride): each "
+            f"output is given the whole map, an upper bound: r = {r}, j = 0, "
+            f"start = {_num(start)}")
+    return _Step(new, parent, line, line)
 
 
 def _merge_step(key: str, verb: str, inputs: list[tuple[str, Field]], input_size: int) -> _Step:

@@ -14,7 +14,6 @@ import threading
 
 import torch
 from torch import fx, nn
-from torch.fx.passes.shape_prop import ShapeProp
 
 from cnnviz.errors import Shape
 
@@ -62,21 +61,41 @@ def module_path_order(graph: fx.GraphModule) -> list[str]:
     return [str(node.target) for node in graph.graph.nodes if node.op == "call_module"]
 
 
+class _Shapes(fx.Interpreter):
+    """Runs the graph and keeps each node's output shape: fx's ShapeProp without its habit of
+    printing a traceback to the server's log for a network that cannot run."""
+
+    def __init__(self, graph: fx.GraphModule):
+        super().__init__(graph)
+        self.shapes: dict[fx.Node, tuple[int, ...]] = {}
+
+    def run_node(self, n: fx.Node):
+        try:
+            result = super().run_node(n)
+        except Exception as exc:  # noqa: BLE001 - said as one error naming the node
+            raise RuntimeError(f"ShapeProp error for: node={n.format_node()}: {exc}") from exc
+        if isinstance(result, torch.Tensor):
+            self.shapes[n] = tuple(result.shape)
+        return result
+
+
 def fx_shapes(model: nn.Module, input_shape: Shape) -> dict[str, Shape]:
     """Each fx node's output shape for one input ``(C, H, W)`` (batch excluded), found by
-    fx's ShapeProp on the meta device; ``call_module`` nodes are keyed by module path, the
-    rest by node name (``add``, ``cat_1``…). Raises RuntimeError where PyTorch cannot run it.
+    running the fx graph on the meta device; ``call_module`` nodes are keyed by module path,
+    the rest by node name (``add``, ``cat_1``…). Raises RuntimeError where PyTorch cannot run
+    it (and prints nothing).
 
     ``model`` must be on the meta device (:func:`cnnviz.models.build_meta`). The batch holds
     two examples, so BatchNorm in training mode has more than one value per channel.
     """
     graph = symbolic_graph(model)
-    ShapeProp(graph).propagate(torch.empty(2, *input_shape, device="meta"))
+    run = _Shapes(graph)
+    run.run(torch.empty(2, *input_shape, device="meta"))
     shapes: dict[str, Shape] = {}
     for node in graph.graph.nodes:
-        meta = node.meta.get("tensor_meta")
-        if node.op == "output" or meta is None:
+        shape = run.shapes.get(node)
+        if node.op == "output" or shape is None:
             continue
         key = str(node.target) if node.op == "call_module" else node.name
-        shapes[key] = tuple(meta.shape[1:])
+        shapes[key] = shape[1:]
     return shapes

@@ -102,9 +102,10 @@ class TrainConfig:
     def resolved(self, spec) -> "TrainConfig":
         """The same config with every default filled in for ``spec``; checks the numbers."""
         cfg = dataclasses.replace(
-            self, batch_size=self.batch_size or book_batch_size(spec),
+            self,
+            batch_size=self.batch_size if self.batch_size is not None else book_batch_size(spec),
             lr=self.lr if self.lr is not None else book_lr(spec),
-            size=self.size or spec.input_size)
+            size=self.size if self.size is not None else spec.input_size)
         problems = []
         if cfg.epochs < 1:
             problems.append(f"epochs must be ≥ 1, got {cfg.epochs}")

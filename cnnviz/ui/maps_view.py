@@ -318,8 +318,8 @@ def _show_receptive_field(spec, model, model_key: str, cap: Capture, layer: Laye
         field = fields.get(layer.key)
         if field is not None:
             top, lft, bottom, rgt = receptive_field.region(field, row, col, spec.input_size)
-    # The arithmetic's own refusals, and its gaps (adaptive pooling into uneven bins): the
-    # rest of the page stands, this tab says it has no answer.
+    # The arithmetic's own refusals (a layer it has no rule for, branches whose positions do
+    # not line up): the rest of the page stands, this tab says it has no answer.
     except (CnnvizError, ValueError, ArithmeticError) as exc:
         st.info(f"No receptive field is worked out for {layer.key} ({exc}).")
         return

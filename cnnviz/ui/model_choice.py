@@ -11,7 +11,7 @@ import torch
 from cnnviz.activations.capture import fresh_model
 from cnnviz.errors import CnnvizError
 from cnnviz.limits import limit
-from cnnviz.training.checkpoint import load_weights
+from cnnviz.training.checkpoint import check_size, load_weights
 from cnnviz.training.datasets import DATASETS
 from cnnviz.ui.train_results import TRAINED_MODEL
 from cnnviz.ui.train_view import HISTORY
@@ -90,6 +90,7 @@ def _weights_uploaded(spec, prefix: str) -> None:
     if upload is None:
         return
     try:
+        check_size(upload.size)  # before its bytes are copied
         model = load_weights(spec, upload.getvalue())
     except CnnvizError as exc:
         state[prefix + "weights.error"] = f"{upload.name} was not loaded: {exc}"

@@ -49,7 +49,8 @@ def _from_url():
         name = params["preset"]
         if name in PRESETS:
             return PRESETS[name].spec
-        st.session_state[_NOTICE] = f"The link names an unknown preset ({name!r}); showing " \
+        shown = name if len(name) <= 60 else name[:60] + "…"
+        st.session_state[_NOTICE] = f"The link names an unknown preset ({shown!r}); showing " \
                                     f"{DEFAULT_PRESET} instead."
     elif "net" in params:
         try:

@@ -11,7 +11,7 @@ from cnnviz.batchnorm.compare import recorded
 from cnnviz.figures_training import confusion_figure, mistake_tiles
 from cnnviz.limits import limit
 from cnnviz.training.advice import chance_advice, format_epochs
-from cnnviz.training.checkpoint import CheckpointError, load_weights, state_dict_bytes
+from cnnviz.training.checkpoint import CheckpointError, check_size, load_weights, state_dict_bytes
 from cnnviz.training.data import cache_problems, remove_damaged
 from cnnviz.training.datasets import DATASETS
 from cnnviz.training.job import FinishedRun, format_seconds, metrics_csv
@@ -190,6 +190,7 @@ def show_upload(spec, name: str) -> None:
     outcome = st.session_state.get(UPLOAD_RESULT)
     if outcome is None or outcome[0] != upload.file_id:
         try:
+            check_size(upload.size)  # before its bytes are copied
             model = load_weights(spec, upload.getvalue())
         except CheckpointError as exc:
             outcome = (upload.file_id, False, f"**{upload.name} was not loaded:** {exc}")
