@@ -177,6 +177,10 @@ def failed_on_the_page_with_another_session_waiting(fault: Fault, theirs: str = 
     mine, other = open_train(), open_train(theirs)
     settings(mine, epochs=3, limit=300)
     settings(other, epochs=1, limit=300)
+    # Both on the CPU, named: on a GPU machine "auto (cuda)" becomes "auto (cpu)" once cuda is
+    # lost, and AppTest (not a browser) finds a selectbox's choice by that label.
+    for page in (mine, other):
+        page.selectbox(key="train.device").select("cpu").run()
     job = start(mine).session_state["train.active"]
     wait_for(lambda: job.state == "running", "the first session's run trains")
     waiting = start(other).session_state["train.active"]
@@ -218,6 +222,21 @@ def test_a_device_that_stops_responding_fails_the_run_and_the_next_one_trains(
     # Lost for the rest of the process (CUDA's context stays broken): pages can say so.
     assert lost_devices() == {"cuda": f"{type(error).__name__}: CUDA error: unspecified "
                                       "launch failure"}
+
+
+@pytest.mark.parametrize("error", [
+    torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"),
+    # what an H200 raised when CUDA itself (not the caching allocator) found no memory
+    torch.AcceleratorError("CUDA error: out of memory"),
+    RuntimeError("cuDNN error: CUDNN_STATUS_ALLOC_FAILED"),
+], ids=["OutOfMemoryError", "AcceleratorError", "cuDNN"])
+def test_out_of_memory_is_said_as_such_and_loses_no_device(monkeypatch, digits, error):
+    first, second = failed_with_a_second_run_behind(Fault(monkeypatch, error), digits)
+    assert first.state == "failed"
+    assert first.message == ("out of memory at batch size 64 on cpu; try batch size 32 or a "
+                             "smaller input size")
+    assert lost_device(error, "cuda") is None and lost_devices() == {}
+    assert second.state == "finished"
 
 
 def test_a_run_that_fails_otherwise_loses_no_device(monkeypatch, digits):

@@ -109,7 +109,7 @@ def test_a_run_out_of_gpu_memory_says_so_frees_it_and_the_next_run_trains():
         assert run.model is None
     finally:
         del filler
-    torch.cuda.empty_cache()
+        torch.cuda.empty_cache()  # back to the driver: CUDA's own allocations need it too
     assert torch.cuda.memory_allocated() - base < 64 * 2**20  # the run's memory was let go
     small = TrainConfig(dataset="digits", epochs=1, batch_size=64, lr=0.5, limit=300,
                         device="cuda")

@@ -11,7 +11,7 @@ import torch
 from cnnviz.activations.capture import fresh_model
 from cnnviz.models import build
 from cnnviz.presets import PRESETS
-from cnnviz.training.config import TrainConfig
+from cnnviz.training.config import TrainConfig, resolve_device
 from cnnviz.training.data import load_dataset
 from cnnviz.training.engine import Point, Result
 from cnnviz.training.job import FinishedRun, TrainingJob, Watchdog, keep_weights
@@ -160,22 +160,24 @@ def test_weights_are_serialised_when_downloaded_not_on_every_rerun(monkeypatch):
 def test_the_estimate_waits_for_a_free_device_and_holds_it_while_timing(monkeypatch):
     seen = []
 
+    here = str(resolve_device("auto"))  # the page's default device: the GPU where there is one
+
     def timed(spec, config, steps=5, threads=None):
-        seen.append(DEVICES.busy("cpu"))
+        seen.append(DEVICES.busy(here))
         return 12.0
 
     monkeypatch.setattr("cnnviz.ui.train_view.estimate_seconds", timed)
-    other = object()  # another session's run holds the CPU
-    assert DEVICES.try_acquire("cpu", other)
+    other = object()  # another session's run holds the device
+    assert DEVICES.try_acquire(here, other)
     try:
         at = open_train()
         assert seen == []
-        assert any("estimated when cpu is free" in c.value for c in at.caption)
+        assert any(f"estimated when {here} is free" in c.value for c in at.caption)
     finally:
-        DEVICES.release("cpu", other)
+        DEVICES.release(here, other)
     at.run()
     assert seen == [True]  # it timed with the device held through the queue ...
-    assert not DEVICES.busy("cpu")  # ... and gave it back
+    assert not DEVICES.busy(here)  # ... and gave it back
     assert any("Estimated run time" in m.value for m in at.markdown)
 
 

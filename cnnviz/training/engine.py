@@ -47,7 +47,7 @@ from cnnviz.training.batches import DeviceImages, prepare
 from cnnviz.training.config import TrainConfig, TrainingError, resolve_device
 from cnnviz.training.data import Dataset, load_dataset
 from cnnviz.training.datasets import dataset_info
-from cnnviz.training.faults import explain, remember_if_lost, where
+from cnnviz.training.faults import explain, out_of_memory, remember_if_lost, where
 from cnnviz.training.queue import DEVICES, DeviceQueue
 from cnnviz.training.recipe import make_model, make_recipe, plan_batches
 
@@ -195,14 +195,6 @@ class TrainingRun:
                                                  limit=self.config.limit)
             self.state = "running"
             self._train(device, data)
-        except torch.OutOfMemoryError:
-            self.model = None  # let the device have its memory back
-            if device is not None:
-                self._free(device)
-            half = max(1, self.config.batch_size // 2)
-            self.state = "failed"
-            self.message = (f"out of memory at batch size {self.config.batch_size} on "
-                            f"{self.device}; try batch size {half} or a smaller input size")
         except CnnvizError as exc:
             self.state, self.message, self.model = "failed", str(exc), None
         except BaseException as exc:  # noqa: BLE001 - a failed run reports, it never crashes
@@ -210,10 +202,18 @@ class TrainingRun:
             # print a traceback and leave the run looking as if it still ran (see faults.py).
             self.model = None  # the device may have its memory back (or be gone)
             self.state = "failed"
-            remember_if_lost(exc, self.device)
-            self.message = explain(exc, where(self._epochs_done, self.config.epochs,
-                                              self._testing),
-                                   self.device, kept=bool(self._points))
+            if out_of_memory(exc):  # torch.OutOfMemoryError, or CUDA's own "out of memory"
+                if device is not None:
+                    self._free(device)
+                half = max(1, self.config.batch_size // 2)
+                self.message = (f"out of memory at batch size {self.config.batch_size} on "
+                                f"{self.device}; try batch size {half} or a smaller input "
+                                "size")
+            else:
+                remember_if_lost(exc, self.device)
+                self.message = explain(exc, where(self._epochs_done, self.config.epochs,
+                                                  self._testing),
+                                       self.device, kept=bool(self._points))
         finally:
             if acquired:
                 self._queue.release(self.device, self)

@@ -26,12 +26,27 @@ _DEVICE_GONE = re.compile(r"\bCUDA (driver )?error\b|\bcuDNN error\b|CUDA-capabl
 _LONGEST = 200  # characters of an error's own text in a message
 
 
+# Out of memory is not a lost device: the caching allocator raises torch.OutOfMemoryError, but
+# CUDA's own allocations (a cuDNN or cuBLAS workspace, a new context's handles) raise
+# torch.AcceleratorError "CUDA error: out of memory", seen on an H200 whose memory another
+# program held; the device works again once memory is freed.
+_OUT_OF_MEMORY = re.compile(r"\bout of memory\b|_ALLOC_FAILED\b", re.IGNORECASE)
+
+
+def out_of_memory(error: BaseException) -> bool:
+    """Whether ``error`` says the device ran out of memory (in any of PyTorch's ways)."""
+    return isinstance(error, torch.OutOfMemoryError) or (
+        isinstance(error, RuntimeError) and bool(_OUT_OF_MEMORY.search(str(error))))
+
+
 def lost_device(error: BaseException, device: str) -> str | None:
     """The device ``error`` says stopped responding, or None when it is some other error.
 
     ``device`` is the run's ("cuda:0", "cpu", or "" before it was chosen); an accelerator
     error on a run not known to be on one is CUDA's, the only accelerator that raises it.
     """
+    if out_of_memory(error):
+        return None
     accelerator = _ACCELERATOR_ERROR is not None and isinstance(error, _ACCELERATOR_ERROR)
     if not accelerator and not (isinstance(error, RuntimeError)
                                 and _DEVICE_GONE.search(str(error))):

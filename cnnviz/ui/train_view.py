@@ -23,6 +23,7 @@ from cnnviz.training.config import (DEVICE_CHOICES, MAX_BATCH_SIZE, MAX_LR, MAX_
 from cnnviz.training.data import is_downloaded
 from cnnviz.training.datasets import DATASETS, augmentation_help
 from cnnviz.training.engine import estimate_seconds
+from cnnviz.training.faults import out_of_memory
 from cnnviz.training.config import lost_devices
 from cnnviz.training.job import (FinishedRun, TrainingJob, app_threads, format_seconds,
                                  import_loaders, keep_weights)
@@ -302,9 +303,9 @@ def _timed_estimate(spec, config: TrainConfig, device: str) -> float | str | Non
     try:
         with st.spinner("Timing a few training steps…"):
             return estimate_seconds(spec, config, threads=app_threads())
-    except torch.OutOfMemoryError:
-        return f"a batch of {config.batch_size} does not fit in memory"
-    except (CnnvizError, RuntimeError) as exc:
+    except (CnnvizError, RuntimeError) as exc:  # torch.OutOfMemoryError is a RuntimeError
+        if out_of_memory(exc):
+            return f"a batch of {config.batch_size} does not fit in memory"
         return f"{exc}"
     finally:
         DEVICES.release(device, owner)
