@@ -123,11 +123,16 @@ def _batch_controls(spec) -> tuple[int | None, int]:
                           help="another number draws another batch")
     st.caption(f"{size} images of scikit-learn's digits, drawn at random (batch {seed}).")
     if sizes[-1] < 256:
-        larger = sizes[-1] * 2
-        st.caption(f"Batches above {sizes[-1]} are not offered: {larger} images need about "
-                   f"{larger * per_image / 2**20:,.0f} MB here. "
-                   + over("batch_mb", larger * per_image / 2**20))
+        st.caption(_left_out("offered", sizes[-1], per_image * sizes[-1] * 2 / 2**20))
     return int(size), int(seed)
+
+
+def _left_out(what: str, largest: int, next_mb: float) -> str:
+    """Why batches above ``largest`` are not offered (or drawn): the next size's estimate is
+    over the server's cap."""
+    capped = over("batch_mb", next_mb) or ""
+    return (f"Batches above {largest} are not {what}: for {largest * 2} images, "
+            f"{capped[:1].lower()}{capped[1:]}")
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
@@ -304,8 +309,7 @@ def _show_batch_size(model, model_key: str, spec, path: str) -> None:
                     f"batches of each size from 1 to {sizes[-1]} ({images:,} images through "
                     "the network).")
         if sizes[-1] < SIZES[-1]:
-            st.caption(f"Batches above {sizes[-1]} are not drawn: "
-                       + over("batch_mb", _spread_mb(spec, sizes[-1] * 2)))
+            st.caption(_left_out("drawn", sizes[-1], _spread_mb(spec, sizes[-1] * 2)))
         st.button("Draw the batches", key=KEY + "spread.go", icon=":material/casino:",
                   on_click=_ask, args=(asked,))
     else:
