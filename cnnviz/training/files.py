@@ -1,4 +1,5 @@
-"""A downloaded data set's files on disk: which files torchvision reads, and whether each is whole.
+"""A downloaded data set's files on disk: which files torchvision reads, whether each is whole,
+and the archives torchvision downloads them in (each with its checksum).
 
 A cache can be damaged: a download or its extraction cut short, a disk that filled up, a file
 copied by hand from somewhere else. torchvision only checks that the MNIST family's files exist,
@@ -51,6 +52,34 @@ def expected_files(info: DatasetInfo, root: Path) -> list[Path]:
     folder = root / cls.base_folder
     return [folder / entry[0] for entry in (*cls.train_list, *cls.test_list)] + \
         [folder / cls.meta["filename"]]
+
+
+@dataclass(frozen=True)
+class Archive:
+    """A file torchvision downloads (and keeps), with its checksum and what it unpacks to."""
+
+    path: Path
+    md5: str | None
+    unpacks_to: tuple[Path, ...]
+
+
+def archives(info: DatasetInfo, root: Path) -> list[Archive]:
+    """The archives torchvision downloads for ``info`` into ``root``, in its order: the MNIST
+    family's four gzipped IDX files, CIFAR-10's one tar.gz."""
+    cls = torchvision_class(info)
+    if _idx_family(cls):
+        raw = root / cls.__name__ / "raw"
+        return [Archive(raw / os.path.basename(url), md5,
+                        (raw / os.path.splitext(os.path.basename(url))[0],))
+                for url, md5 in cls.resources]
+    return [Archive(root / cls.filename, cls.tgz_md5, tuple(expected_files(info, root)))]
+
+
+def archive_intact(archive: Archive) -> bool:
+    """Whether ``archive`` is there and has torchvision's checksum (any file, without one)."""
+    if not archive.path.is_file():
+        return False
+    return archive.md5 is None or _checksum_matches(archive.path, archive.md5)
 
 
 def problems(info: DatasetInfo, root: Path) -> list[FileProblem]:
