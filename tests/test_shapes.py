@@ -40,6 +40,27 @@ def _pair(kernel):
     return (kernel, kernel) if isinstance(kernel, int) else tuple(kernel)
 
 
+def where_pytorch_fails(model: torch.nn.Module, shape: tuple[int, int, int]) -> str:
+    """The dotted path of the innermost module whose forward PyTorch entered but never left on
+    a 1×C×H×W input: where a real forward pass fails. Fails if the forward runs."""
+    entered: list[str] = []
+    handles = []
+    for name, module in model.named_modules():
+        if name:
+            handles.append(module.register_forward_pre_hook(
+                lambda _m, _i, key=name: entered.append(key)))
+            handles.append(module.register_forward_hook(
+                lambda _m, _i, _o, key=name: entered.remove(key)))
+    try:
+        with pytest.raises((RuntimeError, ValueError)), torch.no_grad():
+            model(torch.zeros(1, *shape))
+    finally:
+        for handle in handles:
+            handle.remove()
+    assert entered, "PyTorch failed outside every layer"
+    return entered[-1]
+
+
 @settings(max_examples=40)
 @given(custom_specs())
 def test_traced_shapes_equal_a_real_forward_pass(spec):
@@ -48,9 +69,9 @@ def test_traced_shapes_equal_a_real_forward_pass(spec):
     size = spec.input_size
     try:
         rows = trace(model, (spec.in_channels, size, size))
-    except ShapeError:
-        with pytest.raises((RuntimeError, ValueError)), torch.no_grad():
-            model(torch.zeros(1, spec.in_channels, size, size))
+    except ShapeError as exc:
+        # PyTorch fails too, and in the layer the arithmetic names
+        assert where_pytorch_fails(model, (spec.in_channels, size, size)) == exc.layer
         return
     real = {}
     for name, module in model.named_modules():
@@ -68,9 +89,8 @@ def test_non_square_arithmetic_agrees_with_pytorch(spec, height, width):
     model = build(spec).eval()
     try:
         shape = output_shape(model, (spec.in_channels, height, width))
-    except ShapeError:
-        with pytest.raises((RuntimeError, ValueError)), torch.no_grad():
-            model(torch.zeros(1, spec.in_channels, height, width))
+    except ShapeError as exc:
+        assert where_pytorch_fails(model, (spec.in_channels, height, width)) == exc.layer
         return
     with torch.no_grad():
         assert tuple(model(torch.zeros(1, spec.in_channels, height, width)).shape[1:]) == shape
@@ -81,7 +101,15 @@ def test_non_square_arithmetic_agrees_with_pytorch(spec, height, width):
 def test_summary_equals_torchinfo_on_random_networks(spec):
     try:
         ours = summarize(spec)
-    except ShapeError:
+    except ShapeError as exc:
+        # torchinfo cannot run it either, and PyTorch stops in the layer the summary names
+        with pytest.raises(RuntimeError, match="Failed to run torchinfo"):
+            torchinfo.summary(build(spec, "meta"), input_size=(1, spec.in_channels,
+                                                               spec.input_size,
+                                                               spec.input_size),
+                              device="meta", verbose=0)
+        size = (spec.in_channels, spec.input_size, spec.input_size)
+        assert where_pytorch_fails(build(spec).eval(), size) == exc.layer
         return
     reference = torchinfo.summary(build(spec, "meta"), input_size=ours.input_shape,
                                   device="meta", verbose=0, depth=100)
@@ -232,3 +260,25 @@ def test_trace_until_failure_returns_what_trace_raises():
     full, none = trace_until_failure(model, (1, 224, 224))
     assert none is None and [r.output_shape for r in full] == [
         r.output_shape for r in trace(model, (1, 224, 224))]
+
+
+def test_memory_estimate_counted_by_hand():
+    """torchinfo's estimate for batch size 1 in float32 (4 bytes a value): the input with all
+    its channels, every output of a layer with parameters twice (values and gradients, as
+    torchinfo counts them) and the parameters."""
+    spec = CustomSpec(3, 10, 32, (L.Conv(4, 3, padding=1), L.ReLU(), L.MaxPool(2), L.Flatten(),
+                                  L.Linear(4 * 16 * 16, 10)))
+    s = summarize(spec)
+    assert s.input_bytes == 3 * 32 * 32 * 4 == 12_288
+    # the conv's 4×32×32 map and the Linear's 10 scores (ReLU and pooling have no parameters)
+    assert s.forward_backward_bytes == 2 * 4 * (4 * 32 * 32 + 10) == 32_848
+    # conv 4·3·9 + 4 = 112, Linear 1024·10 + 10 = 10,250
+    assert s.param_bytes == 4 * (112 + 10_250) == 41_448
+    assert s.total_bytes == 12_288 + 32_848 + 41_448
+    # a non-square 20×28 input of 3 channels, through global average pooling
+    pooled = CustomSpec(3, 10, 32, (L.Conv(4, 3, padding=1), L.AdaptiveAvgPool(1), L.Flatten(),
+                                    L.Linear(4, 10)))
+    s = summarize(pooled, (20, 28))
+    assert s.input_bytes == 3 * 20 * 28 * 4 == 6720
+    assert s.forward_backward_bytes == 2 * 4 * (4 * 20 * 28 + 10) == 18_000
+    assert s.param_bytes == 4 * (112 + 4 * 10 + 10) == 648
