@@ -265,7 +265,8 @@ def test_real_processes_say_one_line_and_no_traceback(tmp_path, argv, code, says
     if code:
         assert done.stderr.count("\n") == 1 and says in done.stderr
     else:
-        assert json.loads(done.stdout)[3]["now"] == "100"
+        epochs = {row["variable"]: row for row in json.loads(done.stdout)}["CNNVIZ_MAX_EPOCHS"]
+        assert epochs["now"] == "100"
         assert done.stderr == "cnnviz: warning: CNNVIZ_MAX_EPOCHS='many' is not a positive " \
                               "number; the default 100 holds\n"
 
