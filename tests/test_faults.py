@@ -83,7 +83,8 @@ class Fault:
 
         def make_recipe(*args, **kwargs):
             recipe = real(*args, **kwargs)
-            if threading.current_thread().name == "cnnviz-training" and not self.armed:
+            if threading.current_thread().name.startswith("cnnviz-training") \
+                    and not self.armed:
                 self.armed = True
                 self._arm(recipe)
             return recipe

@@ -1,9 +1,10 @@
 """One training loop for every spec, run in a worker thread that never touches Streamlit.
 
 A :class:`TrainingRun` is the handle a page (or the command line) holds: it reports state,
-progress and metric points while the thread trains, stops within one batch when asked, and
-keeps the final model, the confusion matrix and some misclassified test images. Metrics are
-summed on the device and read back only at metric points, so there is no host sync per batch.
+progress and metric points while the thread trains, stops within one batch when asked (at
+once while it still prepares: see :meth:`TrainingRun._unless_stopped`), and keeps the final
+model, the confusion matrix and some misclassified test images. Metrics are summed on the
+device and read back only at metric points, so there is no host sync per batch.
 The model, loss, optimizer, schedule and step come from :mod:`cnnviz.training.recipe`, shared
 with :func:`estimate_seconds`.
 
@@ -57,6 +58,8 @@ MISTAKES = 16
 # examples/s is the mean over this much training time (test evaluations excluded): a point
 # a step or two after the previous one would make the curve zigzag.
 SPEED_WINDOW_SECONDS = 5.0
+# How often a run waiting for its preparation looks at a stop (see TrainingRun._unless_stopped).
+STOP_POLL_SECONDS = 0.01
 
 
 @dataclass(frozen=True)
@@ -191,8 +194,12 @@ class TrainingRun:
                 self.state, self.message = "stopped", "stopped while waiting in the queue"
                 return
             self.state = "loading"
-            data = self._dataset or load_dataset(self.config.dataset, self.config.data_root,
-                                                 limit=self.config.limit)
+            data = self._dataset or self._unless_stopped(
+                load_dataset, self.config.dataset, self.config.data_root,
+                limit=self.config.limit)
+            if data is None:
+                self.state, self.message = "stopped", "stopped before its first step"
+                return
             self.state = "running"
             self._train(device, data)
         except CnnvizError as exc:
@@ -236,18 +243,64 @@ class TrainingRun:
         if str(device).startswith("cuda"):
             torch.cuda.empty_cache()
 
-    def _train(self, device: torch.device, data: Dataset) -> None:
+    def _unless_stopped(self, make, *args, **kwargs):
+        """``make(*args, **kwargs)``, or None as soon as the run is asked to stop.
+
+        A run's preparation (the data set's load, the network's weights, the data on the
+        device, the optimizer) runs before any step can look at a stop. Its first time in a
+        process is mostly one-off costs that no loop of ours can break into: the first
+        optimizer imports ``torch._dynamo`` (1.2–3.7 s on 2 busy cores), the first copy to a
+        GPU starts CUDA. It runs in a helper thread, so a stop pressed meanwhile ends the run
+        at once; the helper finishes by itself and what it made is let go (a data set it
+        loads still lands in the cache). Its errors are raised here, in the run's thread.
+        The helper is not a daemon: a process that exits while it works waits for it, as a
+        daemon killed inside torch's C++ code aborts the process ("terminate called without
+        an active exception").
+        """
+        if self._stop.is_set():
+            return None
+        made: dict = {}
+        finished = threading.Event()
+
+        def work() -> None:
+            try:
+                made["value"] = make(*args, **kwargs)
+            except BaseException as exc:  # noqa: BLE001 - raised again in the run's thread
+                made["error"] = exc
+            finally:
+                finished.set()
+
+        threading.Thread(target=work, name="cnnviz-training-setup", daemon=False).start()
+        while not finished.wait(STOP_POLL_SECONDS):
+            if self._stop.is_set():
+                return None
+        if "error" in made:
+            raise made["error"]
+        return made["value"]
+
+    def _prepare(self, device: torch.device, data: Dataset):
+        """The network, both splits on the device, the batch plan and the recipe."""
         cfg, spec = self.config, self.spec
-        generator = torch.Generator().manual_seed(cfg.seed)  # the run's own: see make_model
-        model = self.model = make_model(spec, device, cfg.size, seed=cfg.seed)
+        model = make_model(spec, device, cfg.size, seed=cfg.seed)
         train = DeviceImages(data.train_images, data.train_labels, device)
         test = DeviceImages(data.test_images, data.test_labels, device)
         if len(train) == 0:
             raise TrainingError("the data set has no training examples")
         plan = plan_batches(len(train), cfg.batch_size)
-        batch, drop_last, steps = plan.batch_size, plan.drop_last, plan.steps
-        recipe = make_recipe(model, spec, cfg, device, total_steps=steps * cfg.epochs)
+        recipe = make_recipe(model, spec, cfg, device, total_steps=plan.steps * cfg.epochs)
         recipe.prep["flip"] = dataset_info(cfg.dataset).flips  # only where labels survive it
+        return model, train, test, plan, recipe
+
+    def _train(self, device: torch.device, data: Dataset) -> None:
+        cfg = self.config
+        generator = torch.Generator().manual_seed(cfg.seed)  # the run's own: see make_model
+        prepared = self._unless_stopped(self._prepare, device, data)
+        if prepared is None:
+            self.state, self.message = "stopped", "stopped before its first step"
+            return
+        model, train, test, plan, recipe = prepared
+        self.model = model
+        batch, drop_last, steps = plan.batch_size, plan.drop_last, plan.steps
         marks = {max(1, round(steps * k / cfg.points_per_epoch))
                  for k in range(1, cfg.points_per_epoch)}
         self.started_at = start = time.monotonic()
