@@ -25,10 +25,11 @@ SHORT = TrainConfig(dataset="digits", epochs=1, batch_size=64, lr=0.5, limit=300
 LONG = TrainConfig(dataset="digits", epochs=100, batch_size=16, lr=0.5, device="cpu")
 
 
-def wait_for(condition, timeout: float = 60.0) -> None:
+def wait_for(condition, what: str, timeout: float = 60.0) -> None:
+    """Poll ``condition`` until it holds; fail naming ``what`` did not happen in time."""
     deadline = time.monotonic() + timeout
     while not condition():
-        assert time.monotonic() < deadline, "timed out"
+        assert time.monotonic() < deadline, f"timed out waiting until {what}"
         time.sleep(0.05)
 
 
@@ -39,7 +40,7 @@ def test_a_run_whose_session_is_gone_is_stopped_untested_and_frees_its_device(mo
     connected = {"yes": True}
     job = TrainingJob(1, "lenet", LENET, LONG, alive=lambda: connected["yes"]).start()
     behind = TrainingJob(2, "lenet", LENET, SHORT).start()
-    wait_for(lambda: job.points())
+    wait_for(lambda: job.points(), "the run's first point")
     watchdog = Watchdog()
     watchdog.watch(job)
     watchdog.check(now=100.0)
@@ -78,7 +79,7 @@ def test_a_queued_run_whose_session_is_gone_leaves_the_queue(monkeypatch):
     assert DEVICES.try_acquire("cpu", other)
     try:
         job = TrainingJob(1, "lenet", LENET, SHORT, alive=lambda: False).start()
-        wait_for(lambda: job.state == "queued")
+        wait_for(lambda: job.state == "queued", "the run waits in the queue")
         assert DEVICES.waiting("cpu") == 1
         watchdog = Watchdog()
         watchdog.watch(job)

@@ -3,11 +3,15 @@ callbacks, the shared recipe and the estimate, the book's defaults, the job the 
 holds, checkpoints, and the command line."""
 from __future__ import annotations
 
+import io
 import json
+import os
+import re
 import subprocess
 import sys
 import threading
 import time
+from dataclasses import replace
 
 import pytest
 import torch
@@ -49,6 +53,48 @@ def run_to_end(spec, config, data, queue=None, timeout=120) -> TrainingRun:
     return run
 
 
+def wait_for(condition, what: str, timeout: float = 60) -> None:
+    """Poll ``condition`` until it holds; fail naming ``what`` did not happen in time."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting until {what}"
+        time.sleep(0.01)
+
+
+def holds_for(condition, what: str, seconds: float) -> None:
+    """``condition`` stays true for ``seconds`` (something that must not happen does not)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert condition(), f"{what} stopped holding"
+        time.sleep(0.01)
+
+
+def slow_steps(monkeypatch, seconds: float) -> None:
+    """Each training step of the runs made from here on takes ``seconds`` longer, so an epoch
+    has a known least length on any machine (the digits train far faster than a stop or a
+    budget can be told from an epoch's end)."""
+    real = engine.make_recipe
+
+    def make_recipe(*args, **kwargs):
+        recipe = real(*args, **kwargs)
+        step = recipe.step
+
+        def slow(*step_args, **step_kwargs):
+            time.sleep(seconds)
+            return step(*step_args, **step_kwargs)
+
+        recipe.step = slow
+        return recipe
+
+    monkeypatch.setattr(engine, "make_recipe", make_recipe)
+
+
+# Slow epochs: the 1,437 training digits in batches of 8 make 180 steps an epoch, and each
+# step sleeps 20 ms more, so an epoch lasts 3.6 s at least.
+SLOW_STEPS, SLOW_STEP_SECONDS = 180, 0.02
+SLOW = TrainConfig(dataset="digits", epochs=10_000, batch_size=8, lr=0.05, device="cpu")
+
+
 def test_lenet_bn_learns_the_digits(digits):
     run = run_to_end(LENET_BN, TrainConfig(dataset="digits", epochs=6, batch_size=64, lr=0.5,
                                            device="cpu"), digits)
@@ -76,24 +122,66 @@ def test_points_come_several_times_per_epoch(digits):
         assert any(abs(f - mark) < 0.03 for f in fractions), (mark, fractions)
 
 
-def test_stop_takes_effect_within_a_batch(digits):
-    run = TrainingRun(TINY, TrainConfig(dataset="digits", epochs=10_000, batch_size=16,
-                                        lr=0.1, device="cpu"), dataset=digits).start()
-    deadline = time.monotonic() + 60
-    while not run.points() and time.monotonic() < deadline:
-        time.sleep(0.01)
+def test_stop_takes_effect_within_a_batch(digits, monkeypatch):
+    """A Stop pressed mid-epoch (from another thread, as a page presses it) ends training
+    before the next batch: the run ends inside its first 3.6 s epoch, at once."""
+    slow_steps(monkeypatch, SLOW_STEP_SECONDS)
+    run = TrainingRun(TINY, SLOW, dataset=digits).start()
+    wait_for(lambda: run.points(), "the run's first point (0.5 s into its first epoch)")
     run.stop()
     asked = time.monotonic()
     assert run.join(30)
-    assert time.monotonic() - asked < 5
-    assert run.state == "stopped" and run.progress < 0.01
+    took = time.monotonic() - asked
+    last = run.points()[-1]
+    assert run.state == "stopped" and last.test_acc is not None
+    # Mid-epoch: an end-of-epoch check would have trained on to epoch 1.0 (3 s more).
+    assert 0 < last.epoch < 1, last.epoch
+    # One 20 ms step, then a test of 360 digits by TINY (a few ms): 1 s is room for a busy
+    # machine and is a third of what the rest of the epoch would take.
+    assert took < 1.0, f"the stop took {took:.2f} s"
 
 
-def test_time_budget_stops_cleanly(digits):
-    run = run_to_end(TINY, TrainConfig(dataset="digits", epochs=10_000, batch_size=16,
-                                       lr=0.1, time_budget=1.5, device="cpu"), digits)
+def test_a_stop_at_a_metric_point_takes_no_further_step(digits):
+    """A stop asked for at a metric point ends training there: the last point (the test of
+    what it learned) is at the very epoch of the stop, not a batch later."""
+    class StopAtTheSecondPoint(Callback):
+        def __init__(self):
+            self.asked_at: list[float] = []
+
+        def on_metrics(self, run, point):
+            if len(run.points()) == 2:
+                run.stop()
+                self.asked_at.append(point.epoch)
+
+    stopper = StopAtTheSecondPoint()
+    # 1,437 digits in batches of 16: 90 steps an epoch, points after steps 22, 45 and 67.
+    run = TrainingRun(TINY, TrainConfig(dataset="digits", epochs=3, batch_size=16, lr=0.1,
+                                        points_per_epoch=4, device="cpu"), dataset=digits,
+                      callbacks=[stopper]).start()
+    assert run.join(60) and run.state == "stopped", run.message
+    [asked_at] = stopper.asked_at
+    last = run.points()[-1]
+    assert last.test_acc is not None and last.epoch < 1
+    # A point's epoch counts steps (of 90); the test's counts examples (of 1,437): the same
+    # steps of 16 examples.
+    assert round(last.epoch * 1437) == round(asked_at * 90) * 16, (asked_at, last.epoch)
+    assert run.message == f"stopped at epoch {last.epoch:.2f}".rstrip("0").rstrip(".")
+
+
+def test_time_budget_stops_cleanly(digits, monkeypatch):
+    """The budget is checked before every step: a 1 s budget ends the run inside its first
+    3.6 s epoch, one step past the budget at most, then tests it."""
+    slow_steps(monkeypatch, SLOW_STEP_SECONDS)
+    budget = 1.0
+    run = run_to_end(TINY, replace(SLOW, time_budget=budget), digits)
     assert run.state == "finished" and run.message == "the time budget is spent"
-    assert run.points()[-1].seconds < 10
+    last = run.points()[-1]
+    assert 0 < last.epoch < 1, last.epoch  # a budget checked per epoch ends at 1.0
+    # Training time (the final test excluded) is the budget plus at most the step under way
+    # (20 ms) and its bookkeeping; 0.5 s is room for a busy machine, where 5 × the budget
+    # would be 4 s over it.
+    assert budget <= last.train_seconds <= budget + 0.5, last.train_seconds
+    assert last.test_acc is not None and run.progress == 1.0
     assert run.result is not None and run.result.confusion.sum() == 360
 
 
@@ -102,6 +190,35 @@ def test_divergence_is_reported(digits):
                                        device="cpu"), digits)
     assert run.state == "failed"
     assert run.message.startswith("diverged — lower the learning rate")
+
+
+def test_a_nan_loss_is_reported_as_divergence(digits, monkeypatch):
+    """A step whose loss is NaN (here a batch with a NaN pixel: the logits, the loss and,
+    after the step, the weights are NaN) fails the run at the next metric point; a NaN
+    compares false with every threshold, so only the finiteness check sees it."""
+    from cnnviz.training import recipe as recipe_module
+    real, calls = recipe_module.prepare, []
+
+    def nan_in_the_third_batch(images, **kwargs):
+        x = real(images, **kwargs)
+        calls.append(1)
+        if len(calls) == 3:
+            x = x.clone()
+            x[0, 0, 0, 0] = float("nan")
+        return x
+
+    monkeypatch.setattr(recipe_module, "prepare", nan_in_the_third_batch)
+    # 1,437 digits in batches of 64: 23 steps an epoch, points after steps 6, 12 and 17.
+    run = run_to_end(TINY, TrainConfig(dataset="digits", epochs=2, batch_size=64, lr=0.1,
+                                       device="cpu"), digits)
+    assert run.state == "failed" and run.result is None
+    said = re.fullmatch(r"diverged — lower the learning rate \(the loss became NaN or "
+                        r"infinite at epoch (0\.\d+) with learning rate 0\.1\)", run.message)
+    assert said, run.message
+    # Reported at the first point after the third step: the quarter mark (step 6 of 23), or
+    # a timed point before it on a slow machine; never before the NaN.
+    assert 3 / 23 - 0.005 <= float(said.group(1)) <= 6 / 23 + 0.005
+    assert all(p.epoch < 3 / 23 for p in run.points())  # no NaN point joined the curve
 
 
 def test_out_of_memory_frees_and_suggests_a_batch_size(digits, monkeypatch):
@@ -120,13 +237,13 @@ def test_a_second_run_waits_in_the_queue(digits):
     first = TrainingRun(TINY, TrainConfig(dataset="digits", epochs=10_000, batch_size=16,
                                           lr=0.1, device="cpu"), dataset=digits,
                         queue=queue).start()
-    while first.state != "running":
-        time.sleep(0.01)
+    wait_for(lambda: first.state == "running", "the first run trains")
     second = TrainingRun(TINY, TrainConfig(dataset="digits", epochs=1, batch_size=64, lr=0.1,
                                            device="cpu"), dataset=digits, queue=queue).start()
-    time.sleep(0.3)
-    assert second.state == "queued" and second.queue_position() == 1
-    assert first.queue_position() == 0
+    wait_for(lambda: second.queue_position() == 1, "the second run waits behind the first")
+    holds_for(lambda: second.state == "queued" and not second.points(),
+              "the second run waiting", 0.3)
+    assert first.queue_position() == 0 and first.state == "running"
     first.stop()
     assert second.join(60) and second.state == "finished"
     assert first.state == "stopped"
@@ -138,7 +255,7 @@ def test_a_queued_run_can_be_stopped(digits):
     queue.acquire("cpu", holder, threading.Event())
     waiting = TrainingRun(TINY, TrainConfig(dataset="digits", device="cpu"), dataset=digits,
                           queue=queue).start()
-    time.sleep(0.2)
+    wait_for(lambda: waiting.queue_position() == 1, "the run waits in the queue")
     waiting.stop()
     assert waiting.join(10) and waiting.state == "stopped"
     assert waiting.message == "stopped while waiting in the queue"
@@ -164,12 +281,56 @@ def test_checkpoint_round_trip_and_mismatch(digits):
         load_weights(TINY, b"not a checkpoint")
 
 
+class MakesAFolder:
+    """A pickled object whose unpickling calls ``os.mkdir(path)``: code a file carries."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return os.mkdir, (self.path,)
+
+
 def test_a_pickled_object_is_refused(tmp_path):
-    import io
+    """A weights file that carries code is refused before any of it runs (torch.load with
+    weights_only=True); the message names what it asked for."""
+    ran = tmp_path / "the file's code ran"
     buffer = io.BytesIO()
-    torch.save({"weight": torch.zeros(2), "code": print}, buffer)
-    with pytest.raises(CheckpointError):
+    torch.save({"0.weight": torch.zeros(8, 1, 3, 3), "payload": MakesAFolder(ran)}, buffer)
+    with pytest.raises(CheckpointError) as refused:
         load_weights(TINY, buffer.getvalue())
+    assert not ran.exists(), "loading the weights ran the code the file carries"
+    assert re.search(r"it asks for \w+\.mkdir .* nothing of it was run", str(refused.value)), \
+        str(refused.value)
+
+
+def test_weights_that_do_not_fit_are_refused_naming_what_is_wrong(digits):
+    """A tensor too many, a tensor too few and another network's weights are each refused,
+    saying which tensors; the right weights load."""
+    model = make_model(TINY, torch.device("cpu"), seed=0)
+    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    def saved(state: dict) -> bytes:
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        return buffer.getvalue()
+
+    loaded = load_weights(TINY, saved(state)).state_dict()
+    assert all(torch.equal(loaded[k], v) for k, v in state.items())
+    extra = dict(state, **{"6.weight": torch.zeros(10, 10)})
+    with pytest.raises(CheckpointError, match=r"^these weights are for a different network: "
+                                              r"1 unknown tensors \(6\.weight\)$"):
+        load_weights(TINY, saved(extra))
+    short = {k: v for k, v in state.items() if k != "1.running_var"}
+    with pytest.raises(CheckpointError, match=r"^these weights are for a different network: "
+                                              r"missing 1\.running_var$"):
+        load_weights(TINY, saved(short))
+    # LeNet-BN's weights for TINY: all 9 of TINY's tensors (layers 0, 1 and 5; BatchNorm's
+    # counter too) missing, LeNet-BN's stage names unknown.
+    with pytest.raises(CheckpointError, match=r"^these weights are for a different network: "
+                                              r"9 tensors missing \(0\.weight, 0\.bias, "
+                                              r"1\.weight…\); \d+ unknown tensors \(b1\.0"):
+        load_weights(TINY, state_dict_bytes(make_model(LENET_BN, torch.device("cpu"))))
 
 
 def test_prepare_adapts_channels_and_size():
@@ -385,9 +546,7 @@ def test_callbacks_hear_the_end_of_a_stopped_run(digits):
     run = TrainingRun(TINY, TrainConfig(dataset="digits", epochs=10_000, batch_size=16,
                                         lr=0.1, device="cpu"), dataset=digits,
                       callbacks=[recorder]).start()
-    deadline = time.monotonic() + 60
-    while not run.points() and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_for(lambda: run.points(), "the run's first point")
     run.stop()
     assert run.join(30)
     [(state, _, result, _)] = recorder.ends
@@ -413,7 +572,7 @@ def test_callbacks_hear_the_end_of_a_run_stopped_in_the_queue(digits):
     recorder = Recorder()
     run = TrainingRun(TINY, TrainConfig(dataset="digits", device="cpu"), dataset=digits,
                       queue=queue, callbacks=[recorder]).start()
-    time.sleep(0.2)
+    wait_for(lambda: run.queue_position() == 1, "the run waits in the queue")
     assert not run.done
     run.stop()
     assert run.join(10)
@@ -475,8 +634,10 @@ def test_a_watched_job_trains_once_its_page_is_drawn(monkeypatch):
     config = TrainConfig(dataset="digits", epochs=1, batch_size=64, lr=0.1, limit=300,
                          device="cpu")
     watched = TrainingJob(1, "tiny", TINY, config, watched=True).start()
-    time.sleep(1.0)  # the digits are loaded by now; the page has not said it is drawn
-    assert watched.run is None and not watched.done
+    wait_for(lambda: watched.data_fraction == 1.0, "the digits are loaded")
+    # Loaded, and the page has not said it is drawn: no run yet.
+    holds_for(lambda: watched.run is None and not watched.done, "no run before the page is "
+              "drawn", 0.5)
     watched.page_drawn()
     assert watched.join(120) and watched.state == "finished"
     # a page that never says so (it failed) holds the run back PAGE_WAIT seconds at most
@@ -486,9 +647,7 @@ def test_a_watched_job_trains_once_its_page_is_drawn(monkeypatch):
     # a stop while it waits ends it before training, saying so
     monkeypatch.setattr(job_module, "PAGE_WAIT", 5.0)
     stopped = TrainingJob(3, "tiny", TINY, config, watched=True).start()
-    deadline = time.monotonic() + 60
-    while stopped.data_fraction < 1.0 and time.monotonic() < deadline:  # loaded, now waiting
-        time.sleep(0.01)
+    wait_for(lambda: stopped.data_fraction == 1.0, "the digits are loaded")  # now it waits
     stopped.stop()
     stopped.page_drawn()
     assert stopped.join(120) and stopped.state == "stopped" and stopped.run is None
@@ -552,9 +711,7 @@ def test_cli_train_failures_are_one_line(capsys, tmp_path):
 def test_a_stopped_run_tests_what_it_learned_when_it_stops(digits):
     run = TrainingRun(TINY, TrainConfig(dataset="digits", epochs=10_000, batch_size=16,
                                         lr=0.1, device="cpu"), dataset=digits).start()
-    deadline = time.monotonic() + 60
-    while not run.points() and time.monotonic() < deadline:  # stop mid-epoch
-        time.sleep(0.01)
+    wait_for(lambda: run.points(), "the run's first point")  # stop mid-epoch
     run.stop()
     assert run.join(30) and run.state == "stopped"
     last = run.points()[-1]
