@@ -184,3 +184,41 @@ def test_asking_for_more_checks_further_and_never_less():
     assert spec_sizes(spec, 2048).checked_up_to == 2048
     assert spec_sizes(spec, 64).checked_up_to == 512  # never below the network's own size
     assert spec_sizes(spec, 2048).valid == spec_sizes(spec).valid == [(193, 224)]
+
+
+# --- networks whose valid sizes are not one interval (issue 13, item 4) ----------------------
+# No spec builds one: every conv and pool maps a larger input to an output at least as large,
+# so a window that is too large fails at every smaller size too, and a Linear after Flatten
+# gets more features at every larger size: the sizes that run form one interval. The size
+# finder's check of every size is for a network that breaks this, such as a residual block
+# whose two paths agree only at some sizes, built here from the book's Residual by hand.
+
+def parity_network() -> torch.nn.Module:
+    """A residual block whose paths agree only on even maps: the main path (2×2 conv, stride
+    2) gives ⌊(m − 2)/2⌋ + 1 and the 1×1 stride-2 shortcut ⌊(m − 1)/2⌋ + 1, m/2 both for even
+    m, one apart for odd m. The padded 1×1 conv before it makes m = n + 4, so only even sizes
+    n run, and the two paths never give a 1×1 map that PyTorch would broadcast in the sum.
+    The BatchNorm sees the pooled ⌊m/4⌋×⌊m/4⌋ map: 1×1 at n = 2, 2×2 at n = 4."""
+    from cnnviz.models.blocks import Residual
+    nn = torch.nn
+    return nn.Sequential(
+        nn.Conv2d(1, 1, 1, padding=2),
+        Residual(nn.Conv2d(1, 2, 2, stride=2), nn.Conv2d(1, 2, 1, stride=2)),
+        nn.MaxPool2d(2), nn.BatchNorm2d(2), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+        nn.Linear(2, 3))
+
+
+def test_sizes_that_are_no_interval_are_found_by_checking_every_size():
+    model = parity_network()
+    report = find_valid_sizes(model, 1, MAX)
+    real = cpu_sweep(model, 1, MAX)
+    assert real == list(range(2, MAX + 1, 2))  # real forward passes: the even sizes
+    assert expand(report.valid) == real and len(report.valid) == MAX // 2
+    assert (report.min, report.below_min.size, report.below_min.layer) == (2, 1, "1")
+    assert report.accepts(48) and not report.accepts(47)
+    # Batch size 1 in training mode: the BatchNorm needs a map larger than 1×1, from 4 up
+    trainable = cpu_sweep(model, 1, MAX, train=True)
+    assert trainable == list(range(4, MAX + 1, 2))
+    b = report.batch_one
+    assert (b.min_size, b.below.size, b.below.layer) == (4, 2, "3")
+    assert not b.everywhere

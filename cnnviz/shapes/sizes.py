@@ -5,8 +5,11 @@ either because its input is too small (a kernel larger than the map: fails for e
 size too) or because a Linear gets the wrong number of flattened features (too few below a
 band, too many above it). So the sizes that run form one interval, found with a few binary
 searches over :func:`~cnnviz.models.arithmetic.output_shape` — the study notes' "use binary
-search: once the feature map gets smaller than a kernel, it fails". If a network ever breaks
-that structure (a failure no size can fix), the finder falls back to checking every size.
+search: once the feature map gets smaller than a kernel, it fails". A failure of neither kind
+(a block whose paths disagree, layers whose channels do not fit) breaks that structure, and
+then the finder checks every size. No spec builds such a network (its blocks' paths agree at
+every size, and its channels are checked when it is built); a module written by hand can be
+one (tests/test_sizes.py: a residual block whose paths agree only at even sizes).
 """
 from __future__ import annotations
 
@@ -140,11 +143,14 @@ def find_valid_sizes(model: nn.Module, channels: int, max_size: int = 1024) -> S
     above = _failure(end, cache[end][1]) if true_max is not None else None
     valid = [(lo, min(end - 1, max_size))]
     return SizeReport(valid, max_size, below, above, true_max,
-                      _batch_one(model, channels, valid[0]))
+                      _batch_one(model, channels, valid))
 
 
 def _sweep(model: nn.Module, channels: int, max_size: int) -> SizeReport:
-    """Check every size: only for networks whose failures do not follow the monotone pattern."""
+    """Check every size: only for networks whose failures do not follow the monotone pattern.
+
+    It knows the sizes 1..max_size only: where the last of them fails, ``true_max`` is the
+    largest size that ran, though a larger one might run again."""
     results = [_classify(model, channels, n) for n in range(1, max_size + 1)]
     valid: list[tuple[int, int]] = []
     for n, (kind, _) in enumerate(results, 1):
@@ -159,13 +165,18 @@ def _sweep(model: nn.Module, channels: int, max_size: int) -> SizeReport:
     below = _failure(lo - 1, results[lo - 2][1]) if lo > 1 else None
     above = _failure(hi + 1, results[hi][1]) if hi < max_size else None
     return SizeReport(valid, max_size, below, above, hi if hi < max_size else None,
-                      _batch_one(model, channels, valid[0]))
+                      _batch_one(model, channels, valid))
 
 
-def _batch_one(model: nn.Module, channels: int, valid: tuple[int, int]) -> BatchOneReport:
+def _batch_one(model: nn.Module, channels: int,
+               valid: list[tuple[int, int]]) -> BatchOneReport:
     """BatchNorm in training mode needs more than one value per channel: with batch size 1,
-    a BatchNorm1d always fails and a BatchNorm2d fails where its map is 1×1."""
-    norms = [r for r in trace(model, (channels, valid[0], valid[0]))
+    a BatchNorm1d always fails and a BatchNorm2d fails where its map is 1×1.
+
+    ``valid``: the valid sizes as intervals, in order. Maps grow with the input, so the sizes
+    where no BatchNorm2d sees a 1×1 map are those from some size up: searched interval by
+    interval (one interval unless the sizes were found by checking every size)."""
+    norms = [r for r in trace(model, (channels, valid[0][0], valid[0][0]))
              if isinstance(r.module, (nn.BatchNorm1d, nn.BatchNorm2d))]
     if not norms:
         return BatchOneReport()
@@ -177,14 +188,20 @@ def _batch_one(model: nn.Module, channels: int, valid: tuple[int, int]) -> Batch
                 return r
         return None
 
-    lo, hi = valid
-    first_ok = _first(lo, hi, lambda n: single(n) is None)
+    min_size, last_single = None, None
+    for lo, hi in valid:
+        first_ok = _first(lo, hi, lambda n: single(n) is None)
+        if first_ok > lo:
+            last_single = first_ok - 1
+        if first_ok <= hi:
+            min_size = first_ok
+            break
     below = None
-    if first_ok > lo:
-        r = single(first_ok - 1)
-        below = SizeFailure(first_ok - 1, r.name, r.type, "a 1×1 map gives one value per "
+    if last_single is not None:
+        r = single(last_single)
+        below = SizeFailure(last_single, r.name, r.type, "a 1×1 map gives one value per "
                             "channel with batch size 1; training mode needs more than one")
-    return BatchOneReport(always, first_ok if first_ok <= hi else None, below)
+    return BatchOneReport(always, min_size, below)
 
 
 def valid_sizes(spec, max_size: int = 1024) -> SizeReport:
