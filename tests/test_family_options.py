@@ -20,8 +20,9 @@ from torchvision.models.vgg import make_layers
 
 from cnnviz.models import build
 from cnnviz.presets import PRESETS
-from cnnviz.specs import (AlexNetSpec, ConvLayer, DenseNetSpec, GoogLeNetSpec, InceptionCfg,
-                          LeNetSpec, NiNBlockCfg, NiNSpec, ResNetSpec, VGGSpec)
+from cnnviz.specs import (FAMILIES, SPEC_CLASSES, AlexNetSpec, ConvLayer, DenseNetSpec,
+                          GoogLeNetSpec, InceptionCfg, LeNetSpec, NiNBlockCfg, NiNSpec,
+                          ResNetSpec, VGGSpec)
 
 
 def n_params(model: nn.Module) -> int:
@@ -192,16 +193,16 @@ ALEXNET_SIGMOID_AVG = AlexNetSpec(
     in_channels=1, num_classes=5, input_size=24,
     convs=(ConvLayer(4, 5, stride=2, padding=2, pool=True), ConvLayer(8, 3, padding=1,
                                                                       pool=True)),
-    pool="avg", pool_kernel=2, pool_stride=2, dense=(16, 8), activation="sigmoid",
+    pool="avg", pool_kernel=2, pool_stride=1, dense=(16, 8), activation="sigmoid",
     dropout=0.5, adaptive_pool=2)
 
 
 def alexnet_sigmoid_avg():
-    # 24 → conv 5, s 2, p 2: ⌊(24 + 4 − 5)/2⌋ + 1 = 12 → avg pool 2/2: 6 → conv 3, p 1: 6 →
-    # avg pool: 3 → adaptive pool: 2, so 8·2·2 = 32 features.
+    # 24 → conv 5, s 2, p 2: ⌊(24 + 4 − 5)/2⌋ + 1 = 12 → avg pool 2, stride 1: 11 → conv 3,
+    # p 1: 11 → avg pool: 10 → adaptive pool: 2, so 8·2·2 = 32 features.
     return nn.Sequential(
-        nn.Conv2d(1, 4, 5, 2, 2), nn.Sigmoid(), nn.AvgPool2d(2, 2),
-        nn.Conv2d(4, 8, 3, 1, 1), nn.Sigmoid(), nn.AvgPool2d(2, 2), nn.AdaptiveAvgPool2d(2),
+        nn.Conv2d(1, 4, 5, 2, 2), nn.Sigmoid(), nn.AvgPool2d(2, 1),
+        nn.Conv2d(4, 8, 3, 1, 1), nn.Sigmoid(), nn.AvgPool2d(2, 1), nn.AdaptiveAvgPool2d(2),
         nn.Flatten(), nn.Linear(32, 16), nn.Sigmoid(), nn.Dropout(0.5),
         nn.Linear(16, 8), nn.Sigmoid(), nn.Dropout(0.5), nn.Linear(8, 5))
 
@@ -413,6 +414,30 @@ WRITTEN_OUT = {
 }
 
 
+# The networks compared with torchvision's below.
+DENSENET_TORCHVISION = DenseNetSpec(in_channels=3, num_classes=5, input_size=32, stem_channels=8,
+                                    growth_rate=6, num_convs_in_dense_blocks=(2, 3),
+                                    compression=0.5, bottleneck_size=3, conv_bias=False)
+RESNET50 = ResNetSpec(in_channels=3, num_classes=1000, input_size=224,
+                      stages=((3, 64), (4, 128), (6, 256), (3, 512)), block="bottleneck",
+                      conv_bias=False, shortcut_batch_norm=True)
+COMPARED = [spec for spec, _, _ in WRITTEN_OUT.values()] + [
+    DENSENET_TORCHVISION, RESNET50, PRESETS["googlenet-imagenet"].spec]
+
+
+@pytest.mark.parametrize("family", [f for f in FAMILIES if f not in ("custom", "alexnet")])
+def test_every_knob_of_every_family_is_moved_in_a_compared_network(family):
+    """Each field of each family's spec takes two values among the networks compared here, or
+    one that is not its default: a knob no comparison moves could be ignored unseen. LeNet
+    and AlexNet share one builder, so their networks count together."""
+    group = ("lenet", "alexnet") if family == "lenet" else (family,)
+    specs = [s for s in COMPARED if s.family in group]
+    unmoved = [f.name for f in dataclasses.fields(SPEC_CLASSES[family])
+               if len({getattr(s, f.name) for s in specs}) < 2
+               and all(getattr(s, f.name) == f.default for s in specs)]
+    assert specs and unmoved == []
+
+
 @pytest.mark.parametrize("name", list(WRITTEN_OUT))
 def test_a_family_with_its_knobs_moved_is_the_network_written_out_by_hand(name):
     """Same parameter count as counted by hand, same tensors in the same order, and the same
@@ -496,9 +521,7 @@ def test_densenet_transition_keeps_floor_of_compression_times_channels(compressi
 def test_densenet_is_torchvisions_densenet_with_its_growth_rate_and_bottleneck():
     """torchvision's DenseNet class (bottleneck, no biases, halving transitions) at
     non-default growth rate, bottleneck size, stem and blocks computes what ours does."""
-    spec = DenseNetSpec(in_channels=3, num_classes=5, input_size=32, stem_channels=8,
-                        growth_rate=6, num_convs_in_dense_blocks=(2, 3), compression=0.5,
-                        bottleneck_size=3, conv_bias=False)
+    spec = DENSENET_TORCHVISION
     reference = tv.DenseNet(growth_rate=6, block_config=(2, 3), num_init_features=8,
                             bn_size=3, num_classes=5)
     assert n_params(build(spec)) == n_params(reference)
@@ -508,9 +531,7 @@ def test_densenet_is_torchvisions_densenet_with_its_growth_rate_and_bottleneck()
 def test_bottleneck_resnet_is_torchvisions_resnet50():
     """1×1 → 3×3 (stride) → 1×1 with 4× the channels and a BatchNorm after each conv, the
     last one included: 25,557,032 parameters and the same outputs as torchvision's."""
-    spec = ResNetSpec(in_channels=3, num_classes=1000, input_size=224,
-                      stages=((3, 64), (4, 128), (6, 256), (3, 512)), block="bottleneck",
-                      conv_bias=False, shortcut_batch_norm=True)
+    spec = RESNET50
     reference = tv.resnet50(weights=None)
     ours = build(spec)
     assert n_params(ours) == n_params(reference) == 25_557_032
