@@ -275,14 +275,16 @@ def test_feature_maps_of_a_chain_without_a_head_shows_its_maps_and_says_why_no_c
 
 
 def test_feature_maps_of_one_position_maps_and_uneven_pooling_bins_keep_the_page():
-    # 26 → 13 after the block, pooled into 2×2 uneven bins: no receptive field is worked out
+    # 26 → 13 after the block, pooled into 2×2 uneven bins (no single stride): each output is
+    # given the whole map, an upper bound, and the arithmetic says so
     vgg = VGGSpec(1, 2, 26, ((2, 3),), (2,), "gelu", False, 0.5, 2)
     at = _show("pages/maps.py", vgg)
     layers = at.selectbox(key="maps.layer").options
     pooled = next(option for option in layers if "AdaptiveAvgPool2d" in option)
     at.selectbox(key="maps.layer").select(pooled).run()
     assert not at.exception, [e.message for e in at.exception]
-    assert any("No receptive field is worked out" in i.value for i in at.info)
+    assert not any("No receptive field is worked out" in i.value for i in at.info)
+    assert any("uneven bins" in c.value and "upper bound" in c.value for c in at.code)
     at = _show("pages/maps.py", CustomSpec(1, 10, 8, (L.Conv(2, 3), L.AdaptiveAvgPool(1),
                                                       L.Flatten(), L.Linear(2, 10))))
     one = next(o for o in at.selectbox(key="maps.layer").options if "AdaptiveAvgPool2d" in o)
