@@ -1,0 +1,184 @@
+"""Shapes' behaviour the suite left unchecked, found by ``scripts/mutation shapes``: the
+size finder's fallback sweep (runs of sizes, a last valid size, no valid size), the advice,
+the JSON of a size report, the ranges a learner can grow to, and the size text of ``summary``.
+
+Each test names the mutants it kills (docs/testing.md). Valid sizes are checked against real
+forward passes of torch; the other numbers are worked out by hand in the comments or taken
+from docs/config.md.
+"""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from cnnviz.errors import SpecError
+from cnnviz.models.blocks import Residual
+from cnnviz.presets import PRESETS
+from cnnviz.shapes.sizes import advice, find_valid_sizes, range_choices, spec_sizes
+from cnnviz.shapes.summary import MAX_SIDE, parse_size
+from cnnviz.specs import CustomSpec, LeNetSpec
+from cnnviz.specs import custom as L
+
+
+def real_valid_sizes(model: nn.Module, channels: int, max_size: int) -> list[tuple[int, int]]:
+    """The runs of sizes 1..max_size at which a real CPU forward pass (batch 2) runs."""
+    model.eval()
+    ok = []
+    with torch.no_grad():
+        for n in range(1, max_size + 1):
+            try:
+                model(torch.zeros(2, channels, n, n))
+            except (RuntimeError, ValueError):
+                continue
+            if ok and ok[-1][1] == n - 1:
+                ok[-1] = (ok[-1][0], n)
+            else:
+                ok.append((n, n))
+    return ok
+
+
+def stride4_residual(padding: int) -> nn.Sequential:
+    """A residual block whose paths agree on two sizes in four: on an m×m map the main path
+    (3×3 conv, stride 4) gives ⌊(m − 3)/4⌋ + 1 and the shortcut (1×1, stride 4)
+    ⌊(m − 1)/4⌋ + 1; for m = 4q + r they are equal for r = 3 and r = 0 (q + 1 and q), and one
+    apart for r = 1, 2. The padded 1×1 conv first makes m = n + 2·padding, at least 7 here, so
+    the main path never gives the 1×1 map that torch would broadcast in the sum."""
+    return nn.Sequential(
+        nn.Conv2d(1, 1, 1, padding=padding),
+        Residual(nn.Conv2d(1, 2, 3, stride=4), nn.Conv2d(1, 2, 1, stride=4)))
+
+
+def test_runs_of_sizes_that_are_no_interval_are_found_whole():
+    """Kills the _sweep mutants that merge runs wrongly (n + 1 for n − 1, valid[+1],
+    valid[-2], the run's start taken from its end), report a size below 1, or report a
+    largest size when the runs go on to the end of the range.
+
+    padding 3: m = n + 6, valid where m % 4 is 3 or 0: n = 1, 2 (m = 7, 8), 5, 6 (11, 12),
+    9, 10 (15, 16)."""
+    model = nn.Sequential(stride4_residual(3), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                          nn.Linear(2, 3))
+    report = find_valid_sizes(model, 1, 10)
+    assert real_valid_sizes(model, 1, 10) == [(1, 2), (5, 6), (9, 10)]
+    assert report.valid == [(1, 2), (5, 6), (9, 10)]
+    assert report.checked_up_to == 10
+    assert report.below_min is None  # size 1 runs: nothing below it to explain
+    assert report.above_max is None and report.max is None  # runs on past the range
+    assert (report.min, report.max_in_range) == (1, None)
+
+
+def test_a_last_valid_size_below_the_end_of_the_range_is_reported_with_its_failure():
+    """Kills the _sweep mutants of the upper end: the failure just above the last valid size
+    (its size hi + 1, its reason), the largest size that runs, hi < max_size.
+
+    padding 2: m = n + 4; the Linear takes 2·3·3 = 18 features, so the residual's output is
+    3×3: ⌊(m − 3)/4⌋ + 1 = 3 for m = 11..14, of which m = 11, 12 (r = 3, 0) agree: n = 7, 8.
+    At n = 9 (m = 13) the two paths give 3×3 and 4×4."""
+    model = nn.Sequential(stride4_residual(2), nn.Flatten(), nn.Linear(18, 3))
+    report = find_valid_sizes(model, 1, 20)
+    assert real_valid_sizes(model, 1, 20) == [(7, 8)]
+    assert report.valid == [(7, 8)]
+    assert (report.min, report.max, report.max_in_range, report.checked_up_to) == (7, 8, 8, 20)
+    assert report.below_min.size == 6 and report.above_max.size == 9
+    assert "3×3" in report.above_max.reason and "4×4" in report.above_max.reason, (
+        report.above_max.reason)
+    assert report.accepts(8) and not report.accepts(9)
+
+
+def test_a_network_that_runs_at_no_size_reports_the_failure_at_the_end_of_the_range():
+    """Kills the _sweep mutants of the no-valid-size report (None for the list, the range or
+    the failure, the failure of another size): a conv expecting 3 channels given 1 fails the
+    same way at every size, so the finder checks every size and reports the last one."""
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten())
+    report = find_valid_sizes(model, 1, 5)
+    assert real_valid_sizes(model, 1, 5) == []
+    assert report.valid == [] and report.checked_up_to == 5
+    assert (report.min, report.max, report.above_max) == (None, None, None)
+    failure = report.below_min
+    assert (failure.size, failure.layer, failure.layer_type) == (5, "0", "Conv2d")
+    assert "3 input channels but gets 1" in failure.reason
+
+
+def test_a_size_reports_json_is_the_documented_band():
+    """Kills SizeReport.to_json's mutants. docs/config.md: LeNet at 28 has the band 28–31
+    (Linear(400, 120) needs 16×5×5); the range checked is 1..256 (the smallest range), and
+    just below the band, at 27, the Linear gets 16×4×4 = 256 features."""
+    report = spec_sizes(PRESETS["lenet"].spec)
+    data = report.to_json()
+    assert data["valid"] == [[28, 31]]
+    assert (data["min"], data["max"], data["checked_up_to"]) == (28, 31, 256)
+    below = data["below_min"]
+    assert (below["size"], below["layer"]) == (27, report.below_min.layer)
+    assert "400" in below["reason"] and "256" in below["reason"]
+    assert set(data) == {"valid", "min", "max", "checked_up_to", "below_min"}
+    # no band: the largest size is past the range, so "max" says none within it
+    pooled = spec_sizes(LeNetSpec(adaptive_pool=5)).to_json()
+    assert pooled["max"] is None and pooled["below_min"]["size"] == pooled["min"] - 1
+
+
+def test_advice_names_the_layer_and_the_remedy_for_a_band_and_for_a_minimum():
+    """Kills advice()'s mutants: a Linear fixing the flattened size gets the adaptive
+    pooling tip in the family's own terms (a layer for custom, the adaptive_pool knob for the
+    families), a conv or pool failing below the minimum gets the padding/kernel/stride tip, and
+    a network without a band or a minimum gets none."""
+    lenet = spec_sizes(PRESETS["lenet"].spec)
+    # below 28 the Linear fails too, and a Linear gets no "smaller inputs" tip: one tip only
+    band_tip, = advice(lenet, "lenet")
+    assert band_tip.startswith(f"Linear {lenet.above_max.layer} fixes the flattened size")
+    assert "set adaptive_pool" in band_tip and "adaptive_avg_pool layer" not in band_tip
+    custom_band, = advice(lenet, "custom")
+    assert "add an adaptive_avg_pool layer before the flatten" in custom_band
+    assert advice(lenet) == [custom_band]  # custom is the default family
+
+    pooled = CustomSpec(in_channels=1, input_size=28, layers=(
+        L.Conv(8, 5), L.MaxPool(2), L.Conv(16, 5), L.AdaptiveAvgPool(1), L.Flatten(),
+        L.Linear(16, 10)))
+    report = spec_sizes(pooled)
+    # 5×5 conv (n − 4), 2×2 pool (⌊(n − 4)/2⌋), 5×5 conv (needs 5): n ≥ 14 (14 → 10 → 5 → 1);
+    # at 13: 9 → 4, too small for the second conv's 5×5 kernel
+    assert (report.min, report.below_min.size, report.below_min.layer_type) == (14, 13, "Conv2d")
+    tip, = advice(report, "custom")
+    assert tip.startswith("to accept smaller inputs: pad or shrink the kernel of Conv2d "
+                          f"{report.below_min.layer}")
+    assert report.above_max is None  # global pooling: no band, so no pooling tip
+
+
+@pytest.mark.parametrize("start, input_size, expected", [
+    # at least to 16384: 256 doubled six times
+    (256, 28, [256, 512, 1024, 2048, 4096, 8192, 16384]),
+    # four times the network's range: input 8192 needs 8192 + 2048 → range 16384, × 4
+    (16384, 8192, [16384, 32768, 65536]),
+    # a start past the top is kept alone
+    (32768, 28, [32768]),
+])
+def test_the_ranges_a_learner_can_grow_to(start, input_size, expected):
+    """Kills range_choices's mutants (16385 for 16384, 5× or 4/ for 4×, ≤ for <)."""
+    assert range_choices(start, input_size) == expected
+
+
+@pytest.mark.parametrize("text, size", [
+    ("1", (1, 1)), (f"{MAX_SIDE}", (MAX_SIDE, MAX_SIDE)), ("1x100000", (1, 100_000)),
+    ("0" * 18 + "96", (96, 96)),  # 20 characters: still read
+])
+def test_sizes_at_the_bounds_are_read(text, size):
+    """Kills parse_size's bound mutants (2 ≤ v, 1 < v, v < MAX_SIDE, len < 20)."""
+    assert parse_size(text) == size
+
+
+@pytest.mark.parametrize("text", ["0" * 19 + "96", "100001", "0x5"])
+def test_sizes_past_the_bounds_are_refused_with_the_size_path(text):
+    """Kills parse_size's mutants that read more than 20 characters or lose the problem's
+    path or message."""
+    with pytest.raises(SpecError) as info:
+        parse_size(text)
+    problem, = info.value.problems
+    assert problem.path == "size"
+    assert problem.message == (f"{text!r} is not a size; use N or HxW with integers from 1 "
+                               "to 100,000, e.g. 224 or 96x128")
+
+
+def test_a_long_size_text_is_quoted_to_forty_characters():
+    """Kills the mutant that quotes 41 characters."""
+    with pytest.raises(SpecError) as info:
+        parse_size("9" * 45)
+    assert info.value.problems[0].message.startswith(repr("9" * 40) + " is not a size")
