@@ -2,7 +2,7 @@
 a cap gets a message naming the cap and how to raise it."""
 from __future__ import annotations
 
-import threading
+import time
 
 import pytest
 
@@ -108,9 +108,11 @@ def test_start_is_refused_while_the_servers_queue_is_full(monkeypatch):
                           TrainConfig(dataset="digits", epochs=1, limit=100, device="cpu"))
     try:
         waiting.start()
-        deadline = threading.Event()
+        deadline = time.monotonic() + 60
         while waiting.state != "queued":
-            assert not deadline.wait(0.05) and not waiting.done
+            assert time.monotonic() < deadline and not waiting.done, \
+                f"the second run never queued (it is {waiting.state})"
+            time.sleep(0.05)
         at = settings(open_train(), epochs=1)
         start(at)
         [message] = [e for e in errors(at) if e.startswith("The run did not start")]
