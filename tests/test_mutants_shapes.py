@@ -182,3 +182,97 @@ def test_a_long_size_text_is_quoted_to_forty_characters():
     with pytest.raises(SpecError) as info:
         parse_size("9" * 45)
     assert info.value.problems[0].message.startswith(repr("9" * 40) + " is not a size")
+
+
+def batch_one_trains(model: nn.Module, n: int) -> bool:
+    """Whether one n×n example trains (a forward pass in training mode, batch size 1)."""
+    model.train()
+    try:
+        model(torch.zeros(1, 1, n, n))
+        return True
+    except (RuntimeError, ValueError):  # "Expected more than 1 value per channel ..."
+        return False
+
+
+def test_batch_one_is_fine_when_every_batchnorm_map_is_larger_than_one_pixel():
+    """Kills the _batch_one mutant that reports "" (not None) below: a BatchNorm2d before a
+    2×2 conv sees the whole input, 2×2 at the smallest size 2, so nothing applies."""
+    model = nn.Sequential(nn.BatchNorm2d(1), nn.Conv2d(1, 8, 2), nn.AdaptiveAvgPool2d(1),
+                          nn.Flatten(), nn.Linear(8, 10))
+    report = find_valid_sizes(model, 1, 16).batch_one
+    assert batch_one_trains(model, 2) and not batch_one_trains(model, 1)  # 1: too small anyway
+    assert (report.always, report.min_size, report.below) == ((), 2, None)
+    assert not report.applies and not report.everywhere
+
+
+def test_batch_one_below_names_the_batchnorm_that_sees_one_pixel():
+    """Kills the _batch_one mutants that lose the failing layer's type or reason: a 3×3 conv
+    then BatchNorm2d sees 1×1 at the smallest size 3 and 2×2 at 4."""
+    model = nn.Sequential(nn.Conv2d(1, 8, 3), nn.BatchNorm2d(8), nn.AdaptiveAvgPool2d(1),
+                          nn.Flatten(), nn.Linear(8, 10))
+    report = find_valid_sizes(model, 1, 16).batch_one
+    assert not batch_one_trains(model, 3) and batch_one_trains(model, 4)
+    assert report.min_size == 4
+    below = report.below
+    assert (below.size, below.layer, below.layer_type) == (3, "1", "BatchNorm2d")
+    assert "batch size 1" in below.reason
+    assert report.applies and not report.everywhere
+
+
+@pytest.mark.parametrize("input_size, at_least, expected", [
+    (3, 1, 4),        # 3 + max(1, 3 // 4 = 0) = 4: the power of two 4
+    (820, 256, 2048),  # 820 + 205 = 1025: past 1024, so 2048
+    (206, 256, 512),   # 206 + 51 = 257: past 256, so 512
+    (204, 256, 256),   # 204 + 51 = 255: 256 holds it
+])
+def test_the_range_for_a_size_is_the_power_of_two_holding_a_quarter_more(input_size, at_least,
+                                                                         expected):
+    """Kills range_for's mutants (a margin of at least 2, a fifth for a quarter,
+    (need − 2).bit_length())."""
+    from cnnviz.shapes.sizes import range_for
+    assert range_for(input_size, at_least) == expected
+
+
+def test_a_network_that_runs_only_past_1024_is_not_searched_further_unasked():
+    """Kills spec_sizes's mutant that doubles past GROW_TO (1024): two 600×600 convs need
+    n − 599 − 599 ≥ 1, so the network runs from 1199 up; unasked the page checks 1..1024 and
+    finds nothing, asked for 2048 it finds 1199."""
+    spec = CustomSpec(in_channels=1, input_size=28, layers=(
+        L.Conv(1, 600), L.Conv(1, 600), L.AdaptiveAvgPool(1), L.Flatten(), L.Linear(1, 10)))
+    unasked = spec_sizes(spec)
+    assert (unasked.valid, unasked.checked_up_to) == ([], 1024)
+    assert spec_sizes(spec, up_to=2048).min == 1199
+
+
+def test_the_forward_sweep_checks_every_size_from_1_to_the_last():
+    """Kills sweep_forward's range mutants (from 0 or 2, to max − 2 or max + 1): global
+    pooling runs at every size, so the sweep is the whole range."""
+    from cnnviz.shapes.sizes import sweep_forward
+    model = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(1, 2)).to("meta")
+    assert sweep_forward(model, 1, 5) == [(1, 5)]
+
+
+def test_memory_counts_a_layer_with_a_single_parameter():
+    """Kills the mutant that counts outputs only of layers with more than one parameter:
+    a 1×1 conv 1 → 1 without bias has 1 parameter. On 1×4×4: the conv's 16 values and the
+    Linear(16, 2)'s 2 values, each stored and its gradient: 2 × 4 bytes × 18 = 144."""
+    from cnnviz.shapes.summary import summarize
+    spec = CustomSpec(in_channels=1, input_size=4, layers=(
+        L.Conv(1, 1, bias=False), L.Flatten(), L.Linear(16, 2)))
+    summary = summarize(spec)
+    assert [r.params for r in summary.layers] == [1, 0, 34]
+    assert summary.forward_backward_bytes == 144
+    # each row says what it receives: the conv the 1×4×4 input, the Linear 16 features
+    assert [r.input_shape for r in summary.layers] == [(1, 4, 4), (1, 4, 4), (16,)]
+
+
+def test_a_network_ending_in_an_inception_block_is_said_to_output_its_concatenation():
+    """Kills the _warnings mutants that read the output off the last leaf (path 4's 1×1 conv)
+    or a depth-2 row instead of the last top-level block: the Inception block concatenates
+    4 + 8 + 4 + 4 = 20 channels, at 8×8 (every path keeps the size)."""
+    from cnnviz.shapes.summary import summarize
+    spec = CustomSpec(in_channels=1, input_size=8, num_classes=10, layers=(
+        L.InceptionLayer(4, (4, 8), (2, 4), 4),))
+    assert summarize(spec).warnings == [
+        "the output is a 20×8×8 feature map, not 10 class scores: end with global average "
+        "pooling and flatten, or flatten and linear"]
