@@ -276,3 +276,46 @@ def test_a_network_ending_in_an_inception_block_is_said_to_output_its_concatenat
     assert summarize(spec).warnings == [
         "the output is a 20×8×8 feature map, not 10 class scores: end with global average "
         "pooling and flatten, or flatten and linear"]
+
+
+def global_pool_after(kernel: int) -> nn.Sequential:
+    """A k×k conv, then global pooling: runs from n = k up, at every larger size."""
+    return nn.Sequential(nn.Conv2d(1, 2, kernel), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                         nn.Linear(2, 3))
+
+
+def test_the_finder_checks_1_to_1024_unless_told():
+    """Kills the mutant of find_valid_sizes's default range (1025)."""
+    report = find_valid_sizes(global_pool_after(3), 1)
+    assert (report.checked_up_to, report.valid, report.max) == (1024, [(3, 1024)], None)
+
+
+def test_a_network_that_runs_only_at_the_last_size_of_the_range():
+    """Kills the mutant that takes a first valid size equal to the range's end for "too
+    small everywhere": an 8×8 conv runs from 8 up, and the range is 1..8."""
+    model = global_pool_after(8)
+    assert real_valid_sizes(model, 1, 8) == [(8, 8)]
+    report = find_valid_sizes(model, 1, 8)
+    assert report.valid == [(8, 8)] and report.below_min.size == 7
+
+
+def test_a_network_too_small_everywhere_reports_the_end_of_the_range():
+    """Kills the mutants that drop the failure (or its size) when no size in range is large
+    enough: an 8×8 conv in the range 1..5 fails at 5, the largest size tried."""
+    report = find_valid_sizes(global_pool_after(8), 1, 5)
+    assert report.valid == [] and report.checked_up_to == 5
+    assert (report.below_min.size, report.below_min.layer, report.below_min.layer_type) == (
+        5, "0", "Conv2d")
+    assert report.above_max is None
+
+
+def test_a_band_that_holds_no_integer_size_reports_both_sides():
+    """Kills the mutants of the empty band's report (no range, no size above): a 1×1 conv
+    then Flatten gives n² features, and Linear(5, 2) wants 5, which no square is: at 2 the
+    Linear gets 4 (too few), at 3 it gets 9 (too many)."""
+    model = nn.Sequential(nn.Conv2d(1, 1, 1), nn.Flatten(), nn.Linear(5, 2))
+    assert real_valid_sizes(model, 1, 16) == []
+    report = find_valid_sizes(model, 1, 16)
+    assert report.valid == [] and report.checked_up_to == 16
+    assert (report.below_min.size, report.above_max.size) == (2, 3)
+    assert report.below_min.layer == report.above_max.layer == "2"
