@@ -42,8 +42,9 @@ def stride4_residual(padding: int) -> nn.Sequential:
     """A residual block whose paths agree on two sizes in four: on an m×m map the main path
     (3×3 conv, stride 4) gives ⌊(m − 3)/4⌋ + 1 and the shortcut (1×1, stride 4)
     ⌊(m − 1)/4⌋ + 1; for m = 4q + r they are equal for r = 3 and r = 0 (q + 1 and q), and one
-    apart for r = 1, 2. The padded 1×1 conv first makes m = n + 2·padding, at least 7 here, so
-    the main path never gives the 1×1 map that torch would broadcast in the sum."""
+    apart for r = 1, 2. The padded 1×1 conv first makes m = n + 2·padding: with padding 2 or
+    more, m ≥ 5 and the main path's 1×1 map (which torch would broadcast in the sum) only
+    meets a 1×1 or a mismatch that the next layers refuse as well."""
     return nn.Sequential(
         nn.Conv2d(1, 1, 1, padding=padding),
         Residual(nn.Conv2d(1, 2, 3, stride=4), nn.Conv2d(1, 2, 1, stride=4)))
@@ -80,6 +81,9 @@ def test_a_last_valid_size_below_the_end_of_the_range_is_reported_with_its_failu
     assert report.valid == [(7, 8)]
     assert (report.min, report.max, report.max_in_range, report.checked_up_to) == (7, 8, 8, 20)
     assert report.below_min.size == 6 and report.above_max.size == 9
+    # at 6, m = 10: the paths give ⌊7/4⌋ + 1 = 2 and ⌊9/4⌋ + 1 = 3
+    assert "2×2" in report.below_min.reason and "3×3" in report.below_min.reason, (
+        report.below_min.reason)
     assert "3×3" in report.above_max.reason and "4×4" in report.above_max.reason, (
         report.above_max.reason)
     assert report.accepts(8) and not report.accepts(9)
@@ -114,6 +118,8 @@ def test_a_size_reports_json_is_the_documented_band():
     # no band: the largest size is past the range, so "max" says none within it
     pooled = spec_sizes(LeNetSpec(adaptive_pool=5)).to_json()
     assert pooled["max"] is None and pooled["below_min"]["size"] == pooled["min"] - 1
+    # runs from size 1: nothing below
+    assert find_valid_sizes(global_pool_after(1), 1, 8).to_json()["below_min"] is None
 
 
 def test_advice_names_the_layer_and_the_remedy_for_a_band_and_for_a_minimum():
@@ -319,3 +325,43 @@ def test_a_band_that_holds_no_integer_size_reports_both_sides():
     assert report.valid == [] and report.checked_up_to == 16
     assert (report.below_min.size, report.above_max.size) == (2, 3)
     assert report.below_min.layer == report.above_max.layer == "2"
+
+
+def test_runs_of_three_sizes_keep_their_first_size():
+    """Kills the _sweep mutant that starts a growing run at its previous end: with a 2×2 main
+    path the residual's paths agree when m % 4 is 2, 3 or 0 (⌊(m − 2)/4⌋ = ⌊(m − 1)/4⌋), runs
+    of three. padding 3, m = n + 6: n = 1, 2 (m = 7, 8), 4–6 (10–12), 8–10 (14–16)."""
+    model = nn.Sequential(
+        nn.Conv2d(1, 1, 1, padding=3),
+        Residual(nn.Conv2d(1, 2, 2, stride=4), nn.Conv2d(1, 2, 1, stride=4)),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(2, 3))
+    assert real_valid_sizes(model, 1, 10) == [(1, 2), (4, 6), (8, 10)]
+    assert find_valid_sizes(model, 1, 10).valid == [(1, 2), (4, 6), (8, 10)]
+
+
+@pytest.mark.parametrize("max_size", [11, 12])
+def test_no_valid_size_and_no_interval_report_the_last_sizes_own_failure(max_size):
+    """Kills the _sweep mutants that check one size past the range or report another size's
+    failure (results[+1], results[-2]). A 5×5 conv (m = n − 4), the stride-4 residual, and
+    Linear(3, 2), which 2·s² features never fit. At n = 11, 12 (m = 7, 8) both paths give 2×2,
+    so the Linear gets 2·2·2 = 8 and fails; at 10 and 13 (m = 6, 9) the paths disagree (1 and
+    2, 2 and 3); at 2 the 5×5 conv does not fit."""
+    model = nn.Sequential(nn.Conv2d(1, 1, 5), stride4_residual(0), nn.Flatten(),
+                          nn.Linear(3, 2))
+    assert real_valid_sizes(model, 1, max_size) == []
+    report = find_valid_sizes(model, 1, max_size)
+    failure = report.below_min
+    assert report.valid == [] and (failure.size, failure.layer) == (max_size, "3")
+    assert "gets 8" in failure.reason, failure.reason
+
+
+@pytest.mark.parametrize("pool, kind", [(nn.MaxPool2d, "MaxPool2d"), (nn.AvgPool2d, "AvgPool2d")])
+def test_a_minimum_set_by_a_pooling_layer_gets_the_smaller_inputs_tip(pool, kind):
+    """Kills advice()'s mutants that no longer recognise MaxPool2d or AvgPool2d: a 4×4 pool
+    (after a 1×1 conv) needs n ≥ 4, so at 3 the pool fails."""
+    model = nn.Sequential(nn.Conv2d(1, 2, 1), pool(4), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                          nn.Linear(2, 3))
+    report = find_valid_sizes(model, 1, 16)
+    assert (report.min, report.below_min.size, report.below_min.layer_type) == (4, 3, kind)
+    tip, = advice(report)
+    assert tip.startswith(f"to accept smaller inputs: pad or shrink the kernel of {kind} 1")
