@@ -420,7 +420,8 @@ def test_link_file_and_size_problems_have_the_empty_path(tmp_path, monkeypatch):
     """Kills the mutants that give the link's, the file's and the size cap's problems the path
     None instead of "" (a Problem's path is a string)."""
     monkeypatch.setenv("CNNVIZ_MAX_SPEC_KB", "1")
-    for token in ("A" * (MAX_TOKEN_CHARS + 1), "!!!!", "A" * 8,
+    cut_short = base64.urlsafe_b64encode(zlib.compress(b'{"family": "lenet"}')[:-3]).decode()
+    for token in ("A" * (MAX_TOKEN_CHARS + 1), "!!!!", "A" * 8, cut_short,
                   text_to_token(" " * (MAX_JSON_BYTES + 1))):
         assert whole_text_paths(spec_from_token, token) == [""], token[:10]
     assert whole_text_paths(load_spec_file, tmp_path) == [""]
