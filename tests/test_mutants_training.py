@@ -1,0 +1,367 @@
+"""Training's behaviour that only the page tests (AppTest) and the fault tests exercised, held
+here where ``scripts/mutation training`` runs it: the job's status line, ETA and progress, the
+watchdog, the run history and its CSV, what a failed run says, the device queue.
+
+Each test names the mutants it kills (docs/testing.md). Runs are stood in for by small objects
+with the engine's attributes, so every number is set by the test and the expected text is
+worked out by hand; no thread trains.
+"""
+from __future__ import annotations
+
+import time
+from types import SimpleNamespace
+
+import pytest
+import torch
+from torch import nn
+
+from cnnviz.presets import PRESETS
+from cnnviz.training import config as config_module
+from cnnviz.training import faults
+from cnnviz.training.config import TrainConfig
+from cnnviz.training.engine import Point, Result
+from cnnviz.training.job import (FinishedRun, TrainingJob, Watchdog, format_seconds,
+                                 keep_weights, metrics_csv)
+from cnnviz.training.queue import DeviceQueue
+
+LENET = PRESETS["lenet"].spec
+
+
+class FakeRun:
+    """What a TrainingJob reads of its engine run, set by the test."""
+
+    def __init__(self, state="running", device="cpu", position=0, progress=0.0, eta=None,
+                 started_at=None, message="", done=False, result=None, points=()):
+        self.state, self.device, self.position = state, device, position
+        self.progress, self.eta, self.started_at = progress, eta, started_at
+        self.message, self.done, self.result, self._points = message, done, result, points
+        self.stops = 0
+
+    def queue_position(self):
+        return self.position
+
+    def eta_seconds(self):
+        return self.eta
+
+    def points(self):
+        return list(self._points)
+
+    def stop(self):
+        self.stops += 1
+
+
+def job_with(run=None, **config) -> TrainingJob:
+    """A job on the digits (never started): its run, if any, is the test's."""
+    job = TrainingJob(1, "lenet", LENET, TrainConfig(dataset="digits", **config), threads=1)
+    job.run = run
+    return job
+
+
+@pytest.mark.parametrize("seconds, text", [
+    (0.4, "under a second"), (1, "1 s"), (89.4, "89 s"),
+    (90, "2 min"),          # 1.5 min, rounded to even
+    (5399, "90 min"),       # 89.98 min
+    (5400, "1.5 h"), (7200, "2.0 h"),
+])
+def test_format_seconds_at_its_boundaries(seconds, text):
+    """Kills format_seconds's mutants (< 1, < 90, < 90·60, /60, /3600, the formats)."""
+    assert format_seconds(seconds) == text
+
+
+def test_the_status_line_while_loading_and_queued():
+    """Kills status()'s loading and queued mutants: the data message (or "loading data…"),
+    the stop note, the queue position only when it is ahead of others, the device or "the
+    device"."""
+    job = job_with()
+    job._state = "loading data"
+    assert job.status() == "loading data…"
+    job.data_message = "Downloading… file 2 of 4"
+    assert job.status() == "Downloading… file 2 of 4"
+    job._stop.set()
+    assert job.status() == "Downloading… file 2 of 4 (stopping once it is loaded)"
+
+    job = job_with(FakeRun(state="created", position=2, device="cpu"))
+    assert job.state == "queued"
+    assert job.status() == "queued (position 2): another run is using cpu"
+    job.run.position, job.run.device = 0, ""
+    assert job.status() == "queued: another run is using the device"
+    assert job_with().queue_position() == -1  # no run yet
+    assert job_with(FakeRun(state="loading")).state == "loading data"
+
+
+def test_the_status_line_while_running_says_progress_and_time_left():
+    """Kills the running branch's mutants: the percentage and the time left. A run of epochs
+    has the server's cap (CNNVIZ_MAX_RUN_SECONDS, 1,800 s) as its budget, so without an
+    estimate of its own the time left is what remains of the cap."""
+    job = job_with(FakeRun(progress=0.4, eta=150.0, started_at=time.monotonic()))
+    assert job.status() == "running on cpu: 40%, about 2 min left"  # 150 s = 2.5 min → 2
+    job.run.eta = None
+    assert job.status() == "running on cpu: 40%, about 30 min left"  # 1,800 s
+
+
+def test_a_time_budget_bounds_the_eta_and_drives_the_progress():
+    """Kills eta_seconds's and progress's mutants: with a budget of 100 s and 40 s trained,
+    60 s are left at most (the run's own estimate if smaller), the progress is at least
+    40 / 100 and never above 1; nothing before training started or after it ended."""
+    now = time.monotonic()
+    job = job_with(FakeRun(progress=0.1, eta=500.0, started_at=now - 40), time_budget=100)
+    assert job.eta_seconds() == pytest.approx(60, abs=1)
+    assert job.progress == pytest.approx(0.4, abs=0.01)
+    job.run.eta = 20.0
+    assert job.eta_seconds() == 20.0
+    job.run.eta = None
+    assert job.eta_seconds() == pytest.approx(60, abs=1)
+    job.run.started_at = now - 400  # past the budget: nothing left, progress full
+    assert job.eta_seconds() == 0.0 and job.progress == 1.0
+    job.run.progress = 0.9  # the steps count when they are ahead of the clock
+    job.run.started_at = now - 10
+    assert job.progress == pytest.approx(0.9)
+    job.run.state = "finished"
+    assert job.eta_seconds() is None
+    assert job.elapsed() == pytest.approx(10, abs=1)
+    job.run.started_at = None
+    assert job.elapsed() is None and job.eta_seconds() is None
+    # a run of epochs is capped at 1,800 s: its own estimate and steps count until then
+    capped = job_with(FakeRun(progress=0.25, eta=30.0, started_at=now - 5))
+    assert (capped.eta_seconds(), capped.progress) == (30.0, 0.25)
+    assert job_with().progress == 0.0
+
+
+def test_the_message_of_a_capped_and_of_an_abandoned_run(monkeypatch):
+    """Kills the message's mutants: a run stopped by the server's cap names the cap, and an
+    abandoned run says why after its own message; abandon() names the device, and stops twice
+    (the second stop skips the test)."""
+    monkeypatch.setenv("CNNVIZ_MAX_RUN_SECONDS", "300")
+    job = job_with(FakeRun(state="stopped", message="the time budget is spent", done=True))
+    assert job.capped
+    assert job.message == ("stopped at this server's cap of 300 s per run "
+                           "(CNNVIZ_MAX_RUN_SECONDS; see docs/teaching.md)")
+    assert job.status() == f"stopped: {job.message}"
+    own = job_with(FakeRun(state="stopped", message="the time budget is spent", done=True),
+                   time_budget=100)
+    assert not own.capped and own.message == "the time budget is spent"
+
+    run = FakeRun(state="running", device="cuda:0")
+    job = job_with(run)
+    job.abandon(61.4)
+    assert run.stops == 2
+    assert job.abandoned == ("its browser tab was closed for 61 s, so the server stopped it "
+                             "and freed cuda:0 (CNNVIZ_ABANDON_SECONDS)")
+    assert job.message == ""  # not done yet: nothing said
+    run.done, run.message = True, "stopped"
+    assert job.message == f"stopped: {job.abandoned}"
+    run.message = ""
+    assert job.message == job.abandoned
+
+
+def test_abandon_before_a_device_was_chosen_says_its_device():
+    """Kills the mutant of the device fallback in abandon()'s sentence."""
+    job = job_with()
+    job.abandon(5)
+    assert job.abandoned == ("its browser tab was closed for 5 s, so the server stopped it "
+                             "and freed its device (CNNVIZ_ABANDON_SECONDS)")
+    assert job.status() == "created"  # no run, no message: the state alone
+
+
+class Gone:
+    """A job the watchdog watches: alive() as the test says, done when the test says."""
+
+    def __init__(self, alive=True):
+        self._alive, self.done, self.abandoned, self.abandons = alive, False, "", []
+
+    def alive(self):
+        if isinstance(self._alive, Exception):
+            raise self._alive
+        return self._alive
+
+    def abandon(self, seconds):
+        self.abandons.append(seconds)
+        self.abandoned = "gone"
+
+
+def test_the_watchdog_stops_a_job_gone_for_its_patience_only(monkeypatch):
+    """Kills Watchdog.check's mutants: a job gone is timed from the first round that finds it
+    gone, abandoned once gone for CNNVIZ_ABANDON_SECONDS (60 here) and not before, once only;
+    a job back in time starts over; a broken alive() counts as alive; ended jobs are
+    forgotten."""
+    monkeypatch.setenv("CNNVIZ_ABANDON_SECONDS", "60")
+    dog = Watchdog(every=3600)  # its own thread sleeps: the test makes every round
+    gone, back, broken = Gone(alive=False), Gone(alive=False), Gone(alive=RuntimeError("x"))
+    for job in (gone, back, broken):
+        dog.watch(job)
+    assert dog.watched() == 3
+    dog.check(now=1000)   # first seen gone
+    dog.check(now=1059)   # 59 s: not yet
+    assert gone.abandons == [] and back.abandons == []
+    back._alive = True
+    dog.check(now=1059.5)  # back in time
+    back._alive = False
+    dog.check(now=1060)   # gone has been gone 60 s; back only 0.5 s
+    assert gone.abandons == [60] and back.abandons == [] and broken.abandons == []
+    dog.check(now=1200)   # abandoned jobs are not abandoned again
+    assert gone.abandons == [60]
+    assert back.abandons == [pytest.approx(140)]
+    gone.done = back.done = True
+    dog.check(now=1300)
+    assert dog.watched() == 1  # only the broken one is left
+
+
+def finished(number, model=True, points=()) -> FinishedRun:
+    result = Result(nn.Linear(2, 2) if model else None, torch.zeros(2, 2))
+    return FinishedRun(number, f"run {number}", LENET, TrainConfig(dataset="digits"),
+                       ("a", "b"), "finished", "", "cpu", tuple(points), result)
+
+
+def test_the_history_keeps_the_weights_of_the_last_runs_that_have_them(monkeypatch):
+    """Kills keep_weights's mutants: of runs 1–5, where run 4 has no weights, keeping 2 keeps
+    those of runs 3 and 5; keep 0 lets all go; without keep, CNNVIZ_KEEP_WEIGHTS says."""
+    history = [finished(1), finished(2), finished(3), finished(4, model=False), finished(5)]
+    kept = keep_weights(history, 2)
+    assert [r.weights is not None for r in kept] == [False, False, True, False, True]
+    assert [r.weights_dropped for r in kept] == [True, True, False, True, False]
+    assert kept[2] is history[2] and kept[4] is history[4]  # untouched, not copied
+    assert kept[0].number == 1 and kept[0].result.confusion is history[0].result.confusion
+    assert all(r.weights is None for r in keep_weights(history, 0))
+    assert keep_weights(history, 10) == history
+    monkeypatch.setenv("CNNVIZ_KEEP_WEIGHTS", "1")
+    assert [r.weights is not None for r in keep_weights(history)] == [False] * 4 + [True]
+    no_result = FinishedRun(6, "failed", LENET, TrainConfig(dataset="digits"), (), "failed",
+                            "broke", "cpu", (), None)
+    assert no_result.without_weights() is no_result and not no_result.weights_dropped
+    assert no_result.weights is None and no_result.title == "#6 failed"
+
+
+def test_a_finished_run_is_taken_from_its_job_without_gradients():
+    """Kills FinishedRun.of's mutants: every field comes from the job, points and classes as
+    tuples, and the model's gradients are let go (set to None, not zeroed)."""
+    model = nn.Linear(2, 2)
+    model(torch.ones(1, 2)).sum().backward()
+    assert model.weight.grad is not None
+    points = [Point(1.0, 0.5, 0.8, 0.75, 100.0, 2.0, 1.5)]
+    run = FakeRun(state="finished", message="done", done=True,
+                  result=Result(model, torch.zeros(10, 10)), points=points)
+    job = job_with(run)
+    record = FinishedRun.of(job)
+    assert model.weight.grad is None and model.bias.grad is None
+    assert (record.number, record.label, record.spec, record.state, record.message,
+            record.device) == (1, "lenet", LENET, "finished", "done", "cpu")
+    assert record.config == job.config and record.points == tuple(points)
+    assert record.classes == tuple(job.classes) and len(record.classes) == 10
+    assert record.result is run.result and record.callbacks == ()
+    empty = FinishedRun.of(job_with(FakeRun(state="failed", message="broke", done=True)))
+    assert empty.result is None and empty.state == "failed"
+
+
+def test_metrics_csv_has_one_row_per_point_in_the_documented_columns():
+    """Kills metrics_csv's mutants: the header, one row per point of every run, the number
+    formats, empty cells for a missing test accuracy or training time."""
+    points = (Point(0.5, 1.23456789, 0.5, None, 1234.5678, 1.23456, None),
+              Point(1.0, 0.5, 0.75, 0.8, 2000.0, 2.5, 2.25))
+    text = metrics_csv([finished(3, points=points), finished(4)], lambda spec: "LeNet")
+    assert text.splitlines() == [
+        "run,label,network,dataset,state,epoch,train_loss,train_acc,test_acc,"
+        "examples_per_sec,seconds,train_seconds",
+        "3,run 3,LeNet,digits,finished,0.5,1.23457,0.5,,1234.57,1.235,",
+        "3,run 3,LeNet,digits,finished,1.0,0.5,0.75,0.8,2000,2.5,2.25",
+    ]
+    assert text.endswith("\n") and "\r" not in text
+
+
+@pytest.mark.parametrize("error, device, gone", [
+    (RuntimeError("CUDA error: unspecified launch failure"), "cuda:1", "cuda:1"),
+    (RuntimeError("CUDA driver error: device not ready"), "", "cuda"),
+    (RuntimeError("cuDNN error: CUDNN_STATUS_EXECUTION_FAILED"), "cpu", "cuda"),
+    (RuntimeError("no CUDA-capable device is detected"), "cuda:0", "cuda:0"),
+    (RuntimeError("all CUDA-capable devices are busy or unavailable"), "cuda", "cuda"),
+    (RuntimeError("Found no NVIDIA driver on your system"), "cuda", "cuda"),
+    (RuntimeError("CUDA error: out of memory"), "cuda:0", None),
+    (torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"), "cuda", None),
+    (RuntimeError("CUBLAS_STATUS_ALLOC_FAILED when calling cublasCreate"), "cuda", None),
+    (ValueError("CUDA error: unspecified launch failure"), "cuda", None),  # not torch's
+    (RuntimeError("mat1 and mat2 shapes cannot be multiplied"), "cuda", None),
+])
+def test_what_counts_as_a_lost_device(error, device, gone):
+    """Kills lost_device's and out_of_memory's mutants: the words of a device that went
+    away, out of memory in any form is not one, only RuntimeErrors count, and a run not on a
+    GPU is said to have lost "cuda"."""
+    assert faults.lost_device(error, device) == gone
+
+
+def test_a_lost_device_is_remembered_under_its_name_and_its_kind(monkeypatch):
+    """Kills remember_if_lost's mutants: "cuda:1" is noted as "cuda:1" and as "cuda", with
+    the error's first line; another error notes nothing."""
+    monkeypatch.setattr(config_module, "LOST_DEVICES", {})
+    faults.remember_if_lost(RuntimeError("shapes do not match"), "cuda:1")
+    assert config_module.lost_devices() == {}
+    faults.remember_if_lost(RuntimeError("CUDA error: launch failure.\nCompile with ..."),
+                            "cuda:1")
+    said = "RuntimeError: CUDA error: launch failure"
+    assert config_module.lost_devices() == {"cuda:1": said, "cuda": said}
+
+
+@pytest.mark.parametrize("args, text", [
+    ((None, 3, False), "before its first training step"),
+    ((1.5, 3, False), "in epoch 2 of 3, after 1.5 epochs"),
+    ((2.0, 3, False), "in epoch 3 of 3, after 2 epochs"),
+    ((3.0, 3, False), "in epoch 3 of 3, after 3 epochs"),  # the last epoch, not a 4th
+    ((2.5, 3, True), "while testing what it learned after 2.5 of 3 epochs"),
+    ((None, 3, True), "while testing what it learned after 0 of 3 epochs"),
+])
+def test_where_a_run_was(args, text):
+    """Kills where()'s mutants (the epoch counted from 1, clamped to the last, the testing
+    sentence)."""
+    assert faults.where(*args) == text
+
+
+def test_what_a_failed_run_says():
+    """Kills explain()'s and _text()'s mutants: a lost device, an interruption and any other
+    error each get their sentence, with what is kept; an error's text is its type and first
+    line without its full stop, cut to 200 characters, or its type alone."""
+    at = "in epoch 2 of 3, after 1.5 epochs"
+    assert faults.explain(RuntimeError("CUDA error: launch failure\n\nmore"), at, "cuda:0",
+                          True) == (
+        "the device cuda:0 stopped responding in epoch 2 of 3, after 1.5 epochs — "
+        "RuntimeError: CUDA error: launch failure. Its curves up to there are kept; choose "
+        "cpu and Start again (cuda:0 may only come back when the server restarts).")
+    assert faults.explain(KeyboardInterrupt(), at, "cpu", False) == (
+        "training was interrupted in epoch 2 of 3, after 1.5 epochs — KeyboardInterrupt. It "
+        "had not reached its first metric point; Start again to retry.")
+    assert faults.explain(ValueError("bad value."), at, "cpu", True) == (
+        "training broke off in epoch 2 of 3, after 1.5 epochs — ValueError: bad value. Its "
+        "curves up to there are kept; Start again to retry.")
+    long = faults._text(RuntimeError("x" * 300))
+    assert long == "RuntimeError: " + "x" * 199 + "…"
+    assert faults._text(RuntimeError("y" * 200)) == "RuntimeError: " + "y" * 200
+    assert faults._text(RuntimeError("  \n  first  \nsecond")) == "RuntimeError: first"
+
+
+def test_the_queue_counts_waiting_runs_and_an_estimate_takes_only_a_free_device():
+    """Kills DeviceQueue's waiting, busy and try_acquire mutants."""
+    import threading
+    queue = DeviceQueue()
+    assert queue.waiting() == 0 and not queue.busy("cpu")
+    first, second, estimate = object(), object(), object()
+    assert queue.acquire("cpu", first, threading.Event())
+    assert queue.busy("cpu") and not queue.busy("cuda")
+    assert not queue.try_acquire("cpu", estimate)  # a run trains
+    cancelled = threading.Event()
+    waiter = threading.Thread(target=queue.acquire, args=("cpu", second, cancelled),
+                              daemon=True)
+    waiter.start()
+    try:
+        deadline = time.monotonic() + 5
+        while queue.waiting("cpu") != 1:
+            assert time.monotonic() < deadline, "the second run never queued"
+            time.sleep(0.01)
+        assert (queue.waiting(), queue.waiting("cpu"), queue.waiting("cuda")) == (1, 1, 0)
+        assert queue.position("cpu", second) == 1  # next: no run ahead of it
+        queue.release("cpu", first)
+        waiter.join(5)
+        assert not waiter.is_alive(), "the second run did not get the freed device"
+    finally:
+        cancelled.set()  # a failed assertion leaves no thread waiting
+    assert queue.position("cpu", second) == 0
+    queue.release("cpu", second)
+    assert not queue.busy("cpu") and queue.try_acquire("cpu", estimate)
+    assert queue.busy("cpu") and not queue.try_acquire("cpu", object())
+    assert queue.try_acquire("cuda", object())  # another device is free
