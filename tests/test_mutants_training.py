@@ -365,3 +365,159 @@ def test_the_queue_counts_waiting_runs_and_an_estimate_takes_only_a_free_device(
     assert not queue.busy("cpu") and queue.try_acquire("cpu", estimate)
     assert queue.busy("cpu") and not queue.try_acquire("cpu", object())
     assert queue.try_acquire("cuda", object())  # another device is free
+
+
+# -- weights files (checkpoint.py); tests/test_hostile_uploads.py holds more, with the pages --
+
+from cnnviz.models import build  # noqa: E402
+from cnnviz.training.checkpoint import (MB, CheckpointError, check_size,  # noqa: E402
+                                        load_weights, state_dict_bytes)
+
+
+def saved(obj) -> bytes:
+    import io
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return buffer.getvalue()
+
+
+def refused(data: bytes, spec=LENET) -> str:
+    with pytest.raises(CheckpointError) as info:
+        load_weights(spec, data)
+    return str(info.value)
+
+
+def test_an_empty_file_and_a_one_byte_file_are_told_apart():
+    """Kills check_size's mutants of the empty file (size == 1, no message)."""
+    assert refused(b"").startswith("the file is empty; choose a .pt file saved with "
+                                   "torch.save(model.state_dict(), path)")
+    assert refused(b"x").startswith("not a PyTorch state_dict file")
+
+
+def test_the_weights_cap_counts_whole_megabytes(monkeypatch):
+    """Kills check_size's cap mutants: with CNNVIZ_MAX_WEIGHTS_MB=1 a file of 1 MB passes and
+    one byte more is refused, naming the variable."""
+    monkeypatch.setenv("CNNVIZ_MAX_WEIGHTS_MB", "1")
+    check_size(MB)
+    with pytest.raises(CheckpointError) as info:
+        check_size(MB + 1)
+    assert "CNNVIZ_MAX_WEIGHTS_MB" in str(info.value) and "2 MB" in str(info.value)
+
+
+def rezipped(data: bytes, compression: int) -> bytes:
+    """torch.save's zip with every entry written again with ``compression``."""
+    import io
+    import zipfile
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(data)) as source, zipfile.ZipFile(out, "w") as target:
+        for entry in source.infolist():
+            target.writestr(entry, source.read(entry), compress_type=compression)
+    return out.getvalue()
+
+
+def declaring_size(data: bytes, size: int) -> bytes:
+    """A stored zip whose first central directory record declares ``size`` bytes."""
+    import struct
+    at = data.index(b"PK\x01\x02")
+    return data[:at + 24] + struct.pack("<I", size) + data[at + 28:]
+
+
+def test_a_zip_is_checked_before_torch_reads_it():
+    """Kills _check_zip's and _read's mutants: a torch.save zip truncated, with compressed
+    entries, or declaring more bytes than the file holds is refused with its reason, before
+    torch.load; one declaring exactly the file's size is not refused for its size."""
+    import zipfile
+    good = state_dict_bytes(build(LENET))
+    assert good.startswith(b"PK\x03\x04")
+    assert refused(good[:3000]).startswith("the file is a damaged or truncated zip "
+                                           "(torch.save writes a zip)")
+    assert refused(rezipped(good, zipfile.ZIP_DEFLATED)).startswith(
+        "the file has compressed entries, which torch.save never writes")
+    one = rezipped(saved({"w": torch.ones(3)}), zipfile.ZIP_STORED)
+    assert refused(declaring_size(one, len(one) + 1)).startswith(
+        "the file's entries declare more bytes than the file holds")
+    # every entry's size summed: the first one's declared as the whole file is just enough
+    with zipfile.ZipFile(__import__("io").BytesIO(one)) as archive:
+        others = sum(e.file_size for e in archive.infolist()[1:])
+    said = refused(declaring_size(one, len(one) - others))
+    assert not said.startswith("the file's entries declare more bytes"), said
+
+
+def test_code_in_a_weights_file_never_runs_whatever_the_environment(monkeypatch, tmp_path):
+    """Kills _read's weights_only mutants (None, left out): TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD
+    turns torch.load's default to running pickles, but cnnviz asks for weights_only=True."""
+    import pickle
+
+    marker = tmp_path / "ran"
+
+    class Touch:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    monkeypatch.setenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
+    said = refused(pickle.dumps({"0.weight": Touch()}, protocol=2))
+    assert not marker.exists(), "loading the weights ran the file's code"
+    assert said.startswith("the file holds more than tensors: it asks for"), said
+
+
+@pytest.mark.parametrize("obj, said", [
+    ({}, "the file holds no state_dict (a dict of tensors)"),
+    ({"0.weight": 3}, "the file holds no state_dict (a dict of tensors)"),
+    ({"epoch": 3, "model": {"w": torch.ones(1)}, "optimizer": {"s": torch.ones(1)}},
+     "the file holds no state_dict (a dict of tensors); its 'model' may hold one: save that "
+     "itself"),
+])
+def test_a_file_that_holds_no_state_dict_says_so(obj, said):
+    """Kills _read's state_dict mutants (an empty dict let through, a non-tensor value let
+    through, the hint naming the first inner dict, or none)."""
+    assert refused(saved(obj)) == said
+
+
+def test_weights_of_a_network_over_the_cap_are_refused(monkeypatch):
+    """Kills load_weights's cap mutants: LeNet has 61,706 parameters; with
+    CNNVIZ_MAX_PARAMS=1000 its own weights are refused, naming the variable."""
+    monkeypatch.setenv("CNNVIZ_MAX_PARAMS", "1000")
+    said = refused(state_dict_bytes(build(LENET, device="meta").to_empty(device="cpu")))
+    assert "CNNVIZ_MAX_PARAMS" in said and "61,706" in said, said
+
+
+def test_weights_for_another_network_name_what_does_not_fit():
+    """Kills load_weights's listing mutants: up to 3 missing tensors are named, more are
+    counted with the first 3; unknown ones are counted and the first 3 named; at most 3
+    shapes are listed; a scalar is said as such."""
+    state = build(LENET).state_dict()
+    names = list(state)  # 10 tensors: 5 layers' weight and bias
+    three = {k: v for k, v in state.items() if k not in names[:3]}
+    assert refused(saved(three)) == ("these weights are for a different network: missing "
+                                     f"{', '.join(names[:3])}")
+    four = {k: v for k, v in state.items() if k not in names[:4]}
+    assert refused(saved(four)) == ("these weights are for a different network: 4 tensors "
+                                    f"missing ({', '.join(names[:3])}…)")
+    extra = dict(state, **{f"x{i}": torch.ones(1) for i in range(4)})
+    assert refused(saved(extra)) == ("these weights are for a different network: 4 unknown "
+                                     "tensors (x0, x1, x2)")
+    wrong = {k: (v[..., :1] if v.dim() > 1 else v) for k, v in state.items()}
+    said = refused(saved(wrong))
+    assert said.count(" in the file but ") == 3, said  # 5 weights are wrong: 3 are listed
+    scalar = dict(state, **{names[1]: torch.tensor(0.5)})
+    assert refused(saved(scalar)) == (
+        f"these weights are for a different network: {names[1]} is a scalar in the file but "
+        f"{state[names[1]].shape[0]} here")
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")  # quantized tensors are deprecated
+def test_tensors_that_cannot_be_copied_in_are_refused_with_torchs_first_line():
+    """Kills the mutants of the last refusal: quantized tensors of the right shapes load
+    with weights_only but do not copy into float weights; the message is torch's own first
+    line."""
+    if not hasattr(torch, "quantize_per_tensor"):
+        pytest.skip("this torch has no quantized tensors")
+    state = {k: torch.quantize_per_tensor(v, 0.1, 0, torch.qint8)
+             for k, v in build(LENET).state_dict().items()}
+    try:
+        build(LENET).load_state_dict(state)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0]
+    else:
+        pytest.fail("torch copied quantized tensors into float weights")
+    assert refused(saved(state)) == f"the tensors do not load into this network: {first}"
