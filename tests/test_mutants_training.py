@@ -521,3 +521,149 @@ def test_tensors_that_cannot_be_copied_in_are_refused_with_torchs_first_line():
     else:
         pytest.fail("torch copied quantized tensors into float weights")
     assert refused(saved(state)) == f"the tensors do not load into this network: {first}"
+
+
+# -- augmentation (batches.random_crop_flip) ---------------------------------------------------
+
+from cnnviz.training.batches import random_crop_flip  # noqa: E402
+
+
+def numbered(b: int, side: int) -> torch.Tensor:
+    """b copies of a side×side image whose pixels are 1, 2, … row by row: every pixel says
+    where it came from."""
+    return torch.arange(1, side * side + 1, dtype=torch.float32).view(1, 1, side, side).repeat(
+        b, 1, 1, 1)
+
+
+def offsets(out: torch.Tensor, side: int, pad: int) -> tuple[list[int], list[int], list[bool]]:
+    """Each crop's (dy, dx) in 0..2·pad and whether it is mirrored, read off the centre pixel
+    (always inside the image, |d − pad| ≤ pad < side/2) and its right neighbour."""
+    c = side // 2
+    dys, dxs, flips = [], [], []
+    for image in out[:, 0]:
+        value = int(image[c, c].item()) - 1
+        row, col = divmod(value, side)
+        mirrored = image[c, c + 1] < image[c, c]
+        dys.append(row - c + pad)
+        # mirrored, output column c shows padded column dx + (side − 1 − c)
+        dxs.append(col - (side - 1 - c) + pad if mirrored else col - c + pad)
+        flips.append(bool(mirrored))
+    return dys, dxs, flips
+
+
+@pytest.mark.parametrize("side, padding, pad", [(16, None, 2), (8, None, 1), (16, 3, 3)])
+def test_crops_take_every_offset_of_their_padding(side, padding, pad):
+    """Kills random_crop_flip's offset mutants (padding ignored, max(2, …), h // 9, offsets
+    from 1 or up to 2·pad − 2, rows − steps): the zero padding is 1/8 of the side (at least 1)
+    unless given, and over 400 crops every offset 0..2·pad occurs in both directions."""
+    out = random_crop_flip(numbered(400, side), padding=padding,
+                           generator=torch.Generator().manual_seed(0), flip=False)
+    assert out.shape == (400, 1, side, side)
+    dys, dxs, flips = offsets(out, side, pad)
+    assert set(dys) == set(dxs) == set(range(2 * pad + 1)), (sorted(set(dys)), sorted(set(dxs)))
+    assert not any(flips)
+    # each crop is the padded image's window at its offset
+    padded = torch.nn.functional.pad(numbered(1, side), (pad,) * 4)[0, 0]
+    for image, dy, dx in zip(out[:20, 0], dys, dxs):
+        assert torch.equal(image, padded[dy:dy + side, dx:dx + side])
+
+
+def test_about_half_the_crops_are_mirrored_and_by_default():
+    """Kills the flip mutants (off by default, always, or never): with flip (the default)
+    between 40 % and 60 % of 400 crops are mirrored, each the mirror of its window."""
+    side, pad = 16, 2
+    out = random_crop_flip(numbered(400, side), generator=torch.Generator().manual_seed(1))
+    dys, dxs, flips = offsets(out, side, pad)
+    assert 160 <= sum(flips) <= 240, sum(flips)
+    padded = torch.nn.functional.pad(numbered(1, side), (pad,) * 4)[0, 0]
+    for image, dy, dx, mirrored in list(zip(out[:, 0], dys, dxs, flips))[:20]:
+        window = padded[dy:dy + side, dx:dx + side]
+        assert torch.equal(image, window.flip(1) if mirrored else window)
+
+
+def test_the_same_generator_gives_the_same_crops_and_draws_nothing_else():
+    """Kills the mutants that draw offsets or flips from torch's global stream (generator=None
+    anywhere): two runs with generators of one seed crop alike whatever the global stream
+    does, and the global stream is left as it was."""
+    images = numbered(64, 16)
+    torch.manual_seed(123)
+    first = random_crop_flip(images, generator=torch.Generator().manual_seed(7))
+    state = torch.get_rng_state()
+    torch.manual_seed(456)
+    second = random_crop_flip(images, generator=torch.Generator().manual_seed(7))
+    assert torch.equal(first, second)
+    torch.manual_seed(123)
+    random_crop_flip(images, generator=torch.Generator().manual_seed(7))
+    assert torch.equal(torch.get_rng_state(), state)
+    other = random_crop_flip(images, generator=torch.Generator().manual_seed(8))
+    assert not torch.equal(first, other)
+
+
+# -- the advice for a run that ended near chance (advice.py) ----------------------------------
+
+from cnnviz.training.advice import chance_advice, chance_level, near_chance  # noqa: E402
+from cnnviz.specs import LeNetSpec  # noqa: E402
+
+GUESS_10 = 2.302585  # ln 10
+
+
+def advice_for(spec=LENET, epochs=2.0, loss=2.0, acc=0.1, **config):
+    cfg = TrainConfig(dataset="digits", **config).resolved(spec)
+    return chance_advice(spec, cfg, epochs, loss, acc)
+
+
+def test_chance_is_one_in_the_classes_and_near_it_is_five_points_above():
+    """Kills chance_level's and near_chance's mutants: one class is always right; 10 classes
+    give 0.1, and 0.1 + 0.05 still counts as chance."""
+    assert (chance_level(1), chance_level(0), chance_level(10)) == (1.0, 1.0, 0.1)
+    assert near_chance(0.1 + 0.05, 10) and not near_chance(0.151, 10)
+    assert not near_chance(None, 10)
+    assert advice_for(acc=0.151) is None and advice_for(acc=0.15) is not None
+
+
+def test_the_advice_counts_the_steps_and_says_only_below_a_thousand():
+    """Kills the steps sentence's mutants: the digits' 1,437 training images in one batch of
+    1,437 make one step an epoch, so 999 epochs are "only 999 steps", 1,000 are not "only",
+    and one epoch is one step, not "steps"."""
+    assert "it took only **999 optimizer steps** (999 epochs of 1 batches of up to 1,437 " \
+           "from 1,437 training images) with plain SGD (the book recipe)" in advice_for(
+               epochs=999, batch_size=1437)
+    assert "it took **1,000 optimizer steps**" in advice_for(epochs=1000, batch_size=1437)
+    assert "it took only **1 optimizer step** (1 epochs" in advice_for(epochs=1,
+                                                                      batch_size=1437)
+    assert "with the fast recipe" in advice_for(recipe="fast")
+
+
+def test_the_loss_sentence_only_when_the_loss_is_still_about_ln_classes():
+    """Kills the loss sentence's mutants: within 10 % of ln 10 = 2.30 (0.23) it is said,
+    further it is not."""
+    assert "The training loss, 2.40, is still about ln 10 = 2.30" in advice_for(
+        loss=GUESS_10 + 0.1)
+    assert "The training loss" not in advice_for(loss=GUESS_10 + 0.24)
+    assert "The training loss" not in advice_for(loss=GUESS_10 - 0.24)
+
+
+def test_what_to_try_depends_on_the_network_and_the_recipe():
+    """Kills the why/try mutants: sigmoids without BatchNorm are blamed, LeNet is pointed to
+    lenet-bn and other families to Build, the book recipe to the fast one, a network with
+    BatchNorm to another learning rate, and more steps always."""
+    lenet = advice_for()
+    assert "its sigmoid activations pass back small gradients" in lenet
+    assert "- **BatchNorm**: the **lenet-bn** preset" in lenet
+    assert "- the **fast** recipe: momentum and a one-cycle learning rate" in lenet
+    assert "- **more steps**: more epochs" in lenet and "learning rate** than" not in lenet
+    assert lenet.startswith("**Test accuracy 10.0% is about chance** (guessing among 10 "
+                            "classes gives 10.0%)")
+
+    bn = advice_for(PRESETS["lenet-bn"].spec, recipe="fast", lr=0.05)
+    assert "sigmoid" not in bn and "lenet-bn" not in bn and "**fast** recipe" not in bn
+    assert bn.rstrip().endswith("- another **learning rate** than 0.05")
+
+    alexnet = advice_for(PRESETS["alexnet"].spec)
+    assert "- **BatchNorm** after the convolutions (in **Build**)" in alexnet
+    assert "sigmoid" not in alexnet  # AlexNet's ReLUs
+
+    # a network that does not build (too small an input) is taken as plain: no BatchNorm,
+    # no sigmoids
+    broken = advice_for(LeNetSpec(input_size=4))
+    assert "- **BatchNorm**: the **lenet-bn** preset" in broken and "sigmoid" not in broken
