@@ -667,3 +667,38 @@ def test_what_to_try_depends_on_the_network_and_the_recipe():
     # no sigmoids
     broken = advice_for(LeNetSpec(input_size=4))
     assert "- **BatchNorm**: the **lenet-bn** preset" in broken and "sigmoid" not in broken
+
+
+# -- what a download failure says (download.py) -----------------------------------------------
+
+from urllib.error import HTTPError, URLError  # noqa: E402
+
+from cnnviz.training.download import _size, short_reason  # noqa: E402
+
+
+@pytest.mark.parametrize("count, text", [
+    (999, "999 bytes"), (1000, "1 KB"), (1499, "1 KB"), (99_999, "100 KB"),
+    (100_000, "0.1 MB"), (1_500_000, "1.5 MB"), (30_000_000, "30.0 MB"),
+])
+def test_sizes_are_said_in_bytes_kb_or_mb(count, text):
+    """Kills _size's mutants (≥ 1000 and ≥ 100,000 as the switches, /1e3 and /1e6)."""
+    assert _size(count) == text
+
+
+@pytest.mark.parametrize("error, text", [
+    (URLError("[Errno -2] Name or service not known"),
+     "no network connection: Name or service not known"),
+    (URLError(OSError(113, "No route to host")), "no network connection: No route to host"),
+    (HTTPError("http://x", 404, "Not Found", {}, None), "the server answered 404 Not Found"),
+    (RuntimeError("Error downloading train.gz:\nTried http://a, got 503\n"
+                  "Tried http://b, got Connection reset"),
+     "Tried http://b, got Connection reset"),
+    (RuntimeError(""), "RuntimeError"),
+    (RuntimeError("x" * 160), "x" * 160),
+    (RuntimeError("y" * 161), "y" * 157 + "..."),
+])
+def test_a_download_failure_is_one_short_line(error, text):
+    """Kills short_reason's mutants: a URLError's reason, an HTTP error's code and phrase, the
+    last line of a long text, the type for an empty one, "no network connection" whatever the
+    case of the words, and 160 characters at most."""
+    assert short_reason(error) == text
