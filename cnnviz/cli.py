@@ -116,7 +116,10 @@ def _print_sizes(name: str, family: str, r: SizeReport) -> None:
     for lo, hi in r.valid:
         print(f"  {lo}–{hi}" if lo != hi else f"  {lo}")
     if r.valid:
-        if r.max is None:
+        if r.swept:
+            maximum = (f"unknown (every size up to {r.checked_up_to} was checked one by one: "
+                       "the failures follow no pattern, so a larger size may run)")
+        elif r.max is None:
             maximum = "none (any larger size runs)"
         elif r.max > r.checked_up_to:
             maximum = f"{r.max} (beyond the checked range)"

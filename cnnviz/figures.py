@@ -230,7 +230,7 @@ def _runs(report: SizeReport, size: int) -> bool:
     maximum (or forever), which ``accepts`` cannot know from the intervals alone."""
     if report.accepts(size):
         return True
-    return (size > report.checked_up_to and bool(report.valid)
+    return (size > report.checked_up_to and bool(report.valid) and not report.swept
             and report.valid[-1][1] == report.checked_up_to
             and (report.max is None or size <= report.max))
 
@@ -299,9 +299,10 @@ def size_line_figure(report: SizeReport, current: int | None = None,
         marks.append(("max", report.max))
     for label, size in marks:
         if size is None:  # no maximum: say so at the right end, a row below the min label
+            text = (f"largest size unknown past {report.checked_up_to} (checked one by one)"
+                    if report.swept else f"no maximum (runs beyond {report.checked_up_to})")
             fig.add_annotation(x=at(report.checked_up_to), y=-0.75, showarrow=False,
-                               text=f"no maximum (runs beyond {report.checked_up_to})",
-                               xanchor="right")
+                               text=text, xanchor="right")
             continue
         shown = min(size, upper)  # a true maximum past the checked range sits at the end
         text = f"{label} {size}" + (" (beyond the range shown)" if size > upper else "")

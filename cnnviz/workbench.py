@@ -145,12 +145,25 @@ def describe_sizes(report: SizeReport | None) -> str:
     """One phrase for the valid sizes: "193–224", "67 and up", "none up to 1024"."""
     if report is None or not report.valid:
         return f"none up to {report.checked_up_to if report else MAX_SIZE}"
+    if report.swept:  # checked one by one: the runs as found, nothing claimed past them
+        return ", ".join(f"{lo}–{hi}" if lo != hi else str(lo) for lo, hi in report.valid) \
+            + f" (of 1–{report.checked_up_to})"
     if report.max is None:
         return f"{report.min} and up"
     # the last interval ends at the true maximum, which may lie past the range checked
     *first, (last, _) = report.valid
     return ", ".join(f"{lo}–{hi}" if lo != hi else str(lo)
                      for lo, hi in [*first, (last, report.max)])
+
+
+def largest_size(report: SizeReport) -> str:
+    """The largest size that runs, in words: "224", "no limit", "none", or for sizes checked
+    one by one "unknown past 1024"."""
+    if not report.valid:
+        return "none"
+    if report.swept:
+        return f"unknown past {report.checked_up_to}"
+    return "no limit" if report.max is None else str(report.max)
 
 
 def stage_shapes(summary: Summary) -> dict[str, str]:

@@ -68,6 +68,38 @@ def test_runs_of_sizes_that_are_no_interval_are_found_whole():
     assert (report.min, report.max_in_range) == (1, None)
 
 
+def test_sizes_checked_one_by_one_claim_no_largest_size_past_the_range():
+    """The finder's fallback used to report the end of the last run in the range as the
+    largest size that runs: here, with the range 1..8, 6, while 9 and 10 run (padding 3:
+    n = 1, 2, 5, 6, 9, 10, … run). It knows nothing past its range, and says so, in the
+    report, the CLI's words, the page's phrases and the figure."""
+    from cnnviz.figures import size_line_figure
+    from cnnviz.workbench import describe_sizes, largest_size
+    model = nn.Sequential(stride4_residual(3), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                          nn.Linear(2, 3))
+    assert real_valid_sizes(model, 1, 10) == [(1, 2), (5, 6), (9, 10)]
+    report = find_valid_sizes(model, 1, 8)
+    assert report.valid == [(1, 2), (5, 6)] and report.swept
+    assert report.max is None and report.max_in_range is None
+    assert report.above_max.size == 7  # size 7 fails, and that is all that is claimed
+    assert largest_size(report) == "unknown past 8"
+    assert describe_sizes(report) == "1–2, 5–6 (of 1–8)"
+    texts = [a.text for a in size_line_figure(report, current=5).layout.annotations]
+    assert "largest size unknown past 8 (checked one by one)" in texts, texts
+    assert not any("no maximum" in t or "max 6" in t for t in texts), texts
+
+
+def test_the_clis_words_for_sizes_checked_one_by_one(capsys):
+    """No spec builds such a network, but the CLI's printer takes any report."""
+    from cnnviz.cli import _print_sizes
+    model = nn.Sequential(stride4_residual(3), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                          nn.Linear(2, 3))
+    _print_sizes("residual", "custom", find_valid_sizes(model, 1, 8))
+    out = capsys.readouterr().out
+    assert "minimum: 1   maximum: unknown (every size up to 8 was checked one by one" in out
+    assert "above: size 7" in out, out
+
+
 def test_a_last_valid_size_below_the_end_of_the_range_is_reported_with_its_failure():
     """Kills the _sweep mutants of the upper end: the failure just above the last valid size
     (its size hi + 1, its reason), the largest size that runs, hi < max_size.
@@ -79,7 +111,11 @@ def test_a_last_valid_size_below_the_end_of_the_range_is_reported_with_its_failu
     report = find_valid_sizes(model, 1, 20)
     assert real_valid_sizes(model, 1, 20) == [(7, 8)]
     assert report.valid == [(7, 8)]
-    assert (report.min, report.max, report.max_in_range, report.checked_up_to) == (7, 8, 8, 20)
+    # the last size that ran is the largest in the range; the finder cannot know whether a
+    # size past 20 runs again, so it claims no maximum
+    assert (report.min, report.max, report.max_in_range, report.checked_up_to) == (
+        7, None, None, 20)
+    assert report.swept
     assert report.below_min.size == 6 and report.above_max.size == 9
     # at 6, m = 10: the paths give ⌊7/4⌋ + 1 = 2 and ⌊9/4⌋ + 1 = 3
     assert "2×2" in report.below_min.reason and "3×3" in report.below_min.reason, (

@@ -66,6 +66,9 @@ class SizeReport:
     above_max: SizeFailure | None
     true_max: int | None  # the largest size that runs, even past checked_up_to
     batch_one: BatchOneReport = field(default_factory=BatchOneReport)
+    # The sizes were checked one by one (failures that follow no pattern): nothing is known
+    # past checked_up_to, so there is no known largest size (``max`` is None).
+    swept: bool = False
 
     @property
     def min(self) -> int | None:
@@ -73,7 +76,8 @@ class SizeReport:
 
     @property
     def max(self) -> int | None:
-        """The largest size that runs (it may lie beyond ``checked_up_to``); None: no limit."""
+        """The largest size that runs (it may lie beyond ``checked_up_to``); None: no limit,
+        or, when ``swept``, not known (a size past the range checked may run again)."""
         return self.true_max if self.valid else None
 
     @property
@@ -149,8 +153,10 @@ def find_valid_sizes(model: nn.Module, channels: int, max_size: int = 1024) -> S
 def _sweep(model: nn.Module, channels: int, max_size: int) -> SizeReport:
     """Check every size: only for networks whose failures do not follow the monotone pattern.
 
-    It knows the sizes 1..max_size only: where the last of them fails, ``true_max`` is the
-    largest size that ran, though a larger one might run again."""
+    It knows the sizes 1..max_size only. Such a network's valid sizes can come back after a
+    gap (tests/test_mutants_shapes.py: runs of two sizes in every four), so where the last
+    size checked fails, the last size that ran is the largest *in the range*, not the
+    largest that runs: the report has no maximum and says it was swept."""
     results = [_classify(model, channels, n) for n in range(1, max_size + 1)]
     valid: list[tuple[int, int]] = []
     for n, (kind, _) in enumerate(results, 1):
@@ -160,12 +166,13 @@ def _sweep(model: nn.Module, channels: int, max_size: int) -> SizeReport:
             else:
                 valid.append((n, n))
     if not valid:
-        return SizeReport([], max_size, _failure(max_size, results[-1][1]), None, None)
+        return SizeReport([], max_size, _failure(max_size, results[-1][1]), None, None,
+                          swept=True)
     lo, hi = valid[0][0], valid[-1][1]
     below = _failure(lo - 1, results[lo - 2][1]) if lo > 1 else None
     above = _failure(hi + 1, results[hi][1]) if hi < max_size else None
-    return SizeReport(valid, max_size, below, above, hi if hi < max_size else None,
-                      _batch_one(model, channels, valid))
+    return SizeReport(valid, max_size, below, above, None, _batch_one(model, channels, valid),
+                      swept=True)
 
 
 def _batch_one(model: nn.Module, channels: int,

@@ -10,7 +10,7 @@ from cnnviz.shapes.sizes import SizeReport, advice, range_choices
 from cnnviz.shapes.summary import summarize
 from cnnviz.ui.state import SIZE_RANGE, shown_sizes
 from cnnviz.ui.state import widget_key
-from cnnviz.workbench import builds_from, describe_sizes, layer_label, size_report
+from cnnviz.workbench import builds_from, describe_sizes, largest_size, layer_label, size_report
 
 # The largest size "Try a size" takes: past the largest input_size a spec may have (8192).
 PROBE_MAX = 16384
@@ -26,8 +26,10 @@ def show_sizes(spec) -> None:
                     key="sizes.line")
     cols = st.columns(4)
     cols[0].metric("smallest size", report.min if report.min is not None else "none")
-    cols[1].metric("largest size", report.max if report.max is not None else
-                   ("none" if not report.valid else "no limit"))
+    cols[1].metric("largest size", largest_size(report), help=(
+        f"Every size up to {report.checked_up_to} was checked one by one: this network's "
+        "failures follow no pattern, so a size past the range may run again."
+        if report.swept and report.valid else None))
     cols[2].metric("valid sizes", describe_sizes(report))
     cols[3].metric("the network's size", spec.input_size)
     show_diagnosis(spec, report)
@@ -62,7 +64,7 @@ def show_diagnosis(spec, report: SizeReport) -> None:
                  f"{layer_label(b.layer, b.layer_type)} — {b.reason}.")
     a = report.above_max
     if a is not None:
-        where = f"Above {report.max}" if report.valid else "Just above"
+        where = f"Above {report.valid[-1][1]}" if report.valid else "Just above"
         st.error(f"**{where}** (size {a.size}): {layer_label(a.layer, a.layer_type)} — "
                  f"{a.reason}.")
     for tip in advice(report, spec.family):
