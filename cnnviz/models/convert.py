@@ -74,8 +74,8 @@ def to_custom(spec) -> CustomSpec:
 
 # --- pieces several families share -----------------------------------------------------------
 
-def _conv_act(out: int, kernel: int, stride: int = 1, padding: int = 0, *, act: str = "relu",
-              batch_norm: bool = False, bias: bool = True) -> list:
+def _conv_act(out: int, kernel: int, stride: int, padding: int, *, act: str = "relu",
+              batch_norm: bool, bias: bool = True) -> list:
     """Conv → [BatchNorm] → activation, as :func:`cnnviz.models.blocks.conv_act` builds it."""
     return [L.Conv(out, kernel, stride, padding, bias=bias),
             *([L.BatchNorm()] if batch_norm else []), L.LAYER_TYPES[act]()]
