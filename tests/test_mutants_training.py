@@ -677,7 +677,7 @@ from cnnviz.training.download import _size, short_reason  # noqa: E402
 
 
 @pytest.mark.parametrize("count, text", [
-    (999, "999 bytes"), (1000, "1 KB"), (1499, "1 KB"), (99_999, "100 KB"),
+    (999, "999 bytes"), (1000, "1 KB"), (1499, "1 KB"), (1500, "2 KB"), (99_999, "100 KB"),
     (100_000, "0.1 MB"), (1_500_000, "1.5 MB"), (30_000_000, "30.0 MB"),
 ])
 def test_sizes_are_said_in_bytes_kb_or_mb(count, text):
@@ -702,3 +702,206 @@ def test_a_download_failure_is_one_short_line(error, text):
     last line of a long text, the type for an empty one, "no network connection" whatever the
     case of the words, and 160 characters at most."""
     assert short_reason(error) == text
+
+
+# -- the data cache, damaged files and the IDX writer (data.py, files.py, idx.py) -------------
+
+import numpy as np  # noqa: E402
+
+from cnnviz.training.data import clear_cache, load_dataset, remove_damaged  # noqa: E402
+from cnnviz.training.datasets import dataset_info  # noqa: E402
+from cnnviz.training.files import (IMAGES_MAGIC, LABELS_MAGIC, FileProblem,  # noqa: E402
+                                   _idx_header, problems)
+from cnnviz.training.idx import _class_templates, random_idx_dataset, raw_folder  # noqa: E402
+from cnnviz.training.idx import write_idx_dataset  # noqa: E402
+
+
+def write_small(root, name="fashion-mnist", n=12, seed=0):
+    rng = np.random.default_rng(seed)
+    split = (rng.integers(0, 256, (n, 28, 28), dtype=np.uint8),
+             rng.integers(0, 10, n).astype(np.uint8))
+    write_idx_dataset(root, name, *split, *split)
+
+
+def test_clearing_one_sets_cache_keeps_the_others(tmp_path, monkeypatch):
+    """Kills clear_cache's mutants that clear more than asked (``or`` for ``and``, ``is not
+    None``): two sets under one folder; forgetting MNIST must keep Fashion-MNIST in memory."""
+    write_small(tmp_path, "fashion-mnist")
+    write_small(tmp_path, "mnist")
+    fashion = load_dataset("fashion-mnist", tmp_path, download=False)
+    digits = load_dataset("mnist", tmp_path, download=False)
+    clear_cache("mnist", tmp_path)
+    assert load_dataset("fashion-mnist", tmp_path, download=False) is fashion
+    assert load_dataset("mnist", tmp_path, download=False) is not digits
+    clear_cache(None, tmp_path / "elsewhere")  # another folder: nothing of this one goes
+    assert load_dataset("fashion-mnist", tmp_path, download=False) is fashion
+    clear_cache("fashion-mnist", tmp_path)
+
+
+def test_only_damaged_plain_files_under_the_data_folder_are_removed(tmp_path):
+    """Kills every remove_damaged mutant (no selected test reached it): a file cut short is
+    removed and listed, a whole file stays, a damaged file that is a link to a file outside
+    the folder is left alone (and its target too), a missing file is skipped, and the next
+    load no longer comes from memory."""
+    write_small(tmp_path)
+    raw = raw_folder(tmp_path, "fashion-mnist")
+    cut = raw / "train-images-idx3-ubyte"
+    cut.write_bytes(cut.read_bytes()[:100])
+    outside = tmp_path.parent / f"{tmp_path.name}-outside"
+    outside.mkdir()
+    target = outside / "t10k-images-idx3-ubyte"
+    target.write_bytes(b"\0" * 40)
+    linked = raw / "t10k-images-idx3-ubyte"
+    linked.unlink()
+    linked.symlink_to(target)
+    (raw / "t10k-labels-idx1-ubyte").unlink()
+    removed = remove_damaged("fashion-mnist", tmp_path)
+    assert removed == [cut] and not cut.exists()
+    assert linked.is_symlink() and target.read_bytes() == b"\0" * 40
+    assert (raw / "train-labels-idx1-ubyte").is_file()  # whole: kept
+    assert remove_damaged("fashion-mnist", tmp_path) == []  # nothing damaged is a plain file
+
+
+def test_remove_damaged_looks_under_the_folder_it_is_given(tmp_path, monkeypatch):
+    """Kills the mutant that asks cnnviz's default folder instead of ``root``."""
+    monkeypatch.setenv("CNNVIZ_DATA", str(tmp_path / "default"))
+    write_small(tmp_path)
+    cut = raw_folder(tmp_path, "fashion-mnist") / "t10k-labels-idx1-ubyte"
+    cut.write_bytes(cut.read_bytes()[:9])
+    assert remove_damaged("fashion-mnist", tmp_path) == [cut]
+
+
+@pytest.mark.parametrize("data, magic, said", [
+    (b"", IMAGES_MAGIC, "is empty"),
+    (b"\0\0\0\0" + b"\0" * 12, IMAGES_MAGIC,
+     "is not an IDX file of images: its magic number is 0, not 2051 (it starts with zeros)"),
+    (b"\xff\xff\xff\xff\0\0\0\1", LABELS_MAGIC,
+     "is not an IDX file of labels: its magic number is 4294967295, not 2049"),
+    ((2049).to_bytes(4, "big") + b"\0\0", LABELS_MAGIC,
+     "is cut short: 6 bytes, less than its 8-byte header"),
+])
+def test_an_idx_headers_problem_in_words(tmp_path, data, magic, said):
+    """Kills _read_idx_header's mutants: the empty file's words, labels called images,
+    the magic number read signed (">i"), the zeros remark, a count of 1 for a cut header."""
+    path = tmp_path / "file"
+    path.write_bytes(data)
+    assert _idx_header(path, magic, 28) == (0, said)
+
+
+def test_images_and_labels_that_disagree_in_number_are_named(tmp_path):
+    """Kills _idx_problems's mutants: the images/labels count check ("XX-images-XX") and a
+    damaged file's ``missing`` left None instead of False."""
+    write_small(tmp_path, n=12)
+    raw = raw_folder(tmp_path, "fashion-mnist")
+    labels = raw / "train-labels-idx1-ubyte"
+    data = labels.read_bytes()
+    labels.write_bytes(data[:4] + (11).to_bytes(4, "big") + data[8:-1])
+    found = problems(dataset_info("fashion-mnist"), tmp_path)
+    assert found == [FileProblem(raw / "train-images-idx3-ubyte",
+                                 "train-images-idx3-ubyte holds 12 images but "
+                                 "train-labels-idx1-ubyte 11 labels", False)]
+    assert found[0].missing is False
+    labels.write_bytes(data[:-1])
+    cut, = problems(dataset_info("fashion-mnist"), tmp_path)
+    assert cut.missing is False and cut.problem.startswith("train-labels-idx1-ubyte is cut")
+
+
+def test_the_idx_writer_refuses_what_is_not_28_by_28_grey(tmp_path):
+    """Kills _images's ``or`` mutant (any 4-d array, or any array with one row, squeezed):
+    colour images are refused, not silently cut to their first channel; a label over the
+    classes names the range 0..9; the folder's name for an unknown set is refused in words."""
+    ok = np.zeros((2, 28, 28), np.uint8)
+    labels = np.zeros(2, np.uint8)
+    with pytest.raises(ValueError, match=r"train images must be \(N, 28, 28\), got \(2, 3, 28, 28\)"):
+        write_idx_dataset(tmp_path, "mnist", np.zeros((2, 3, 28, 28), np.uint8), labels,
+                          ok, labels)
+    with pytest.raises(ValueError, match=r"got \(2, 1, 28\)"):
+        write_idx_dataset(tmp_path, "mnist", np.zeros((2, 1, 28), np.uint8), labels, ok,
+                          labels)
+    with pytest.raises(ValueError, match=r"train images must be whole numbers in 0\.\.255"):
+        write_idx_dataset(tmp_path, "mnist", np.full((2, 28, 28), 255.5), labels, ok, labels)
+    with pytest.raises(ValueError, match=r"train images must be whole numbers in 0\.\.255"):
+        write_idx_dataset(tmp_path, "mnist", np.full((2, 28, 28), 256.0), labels, ok, labels)
+    with pytest.raises(ValueError, match=r"t10k labels must lie in 0\.\.9"):
+        write_idx_dataset(tmp_path, "mnist", ok, labels, ok, np.array([0, 10]))
+    with pytest.raises(ValueError, match="IDX files exist only for fashion-mnist, mnist, "
+                                         "not 'cifar10'"):
+        raw_folder(tmp_path, "cifar10")
+
+
+def test_the_synthetic_sets_classes_are_blobs_on_black_with_every_shift_and_brightness(tmp_path):
+    """Kills the synthetic set's mutants that change what a learner's test data looks like:
+    templates clipped to 0..1 with dark background and full-bright blobs, pixels clipped at
+    0 (black stays 0, not 1), brightness over 0.6..1 (not only 1.0, or 0.6..1 reversed),
+    and the shifts 0..6 (the first row and column of a template's padded canvas used)."""
+    templates = _class_templates(np.random.default_rng(0), 10)
+    assert templates.shape == (10, 34, 34)
+    assert float(templates.min()) == 0.0 and float(templates.max()) == 1.0
+    assert all(float((t == 0).mean()) > 0.2 and float((t == 1).mean()) > 0.01
+               for t in templates)
+    random_idx_dataset(tmp_path, "fashion-mnist", n_train=400, n_test=10, seed=3)
+    data = load_dataset("fashion-mnist", tmp_path, download=False)
+    images = data.train_images.to(torch.int64).reshape(-1, 28, 28)
+    # noise alone gives at most 0.35·255 ≈ 89; a blob at brightness 0.6 at most
+    # 0.65·0.6·255 + 89 ≈ 188, at full brightness up to 255
+    brightest = images.flatten(1).max(dim=1).values
+    assert int(brightest.min()) < 200 < int(brightest.max()), (brightest.min(), brightest.max())
+    assert int(images.min()) == 0
+    # Each image is its class's template seen through a 28×28 window at some shift: find the
+    # shift by correlation. Every shift 0..6 each way occurs, and each image matches its
+    # window well (a reversed window, rows = top − steps, does not).
+    templates = _class_templates(np.random.default_rng(3), 10)  # the set's first draw
+    windows = np.lib.stride_tricks.sliding_window_view(templates, (28, 28), axis=(1, 2))
+    seen = windows[data.train_labels.numpy()].astype(np.float64)  # (N, 7, 7, 28, 28)
+    pixels = images.numpy().astype(np.float64)[:, None, None]
+
+    def centred(a):
+        a = a - a.mean(axis=(-2, -1), keepdims=True)
+        return a / np.maximum(np.sqrt((a * a).sum(axis=(-2, -1), keepdims=True)), 1e-9)
+
+    corr = (centred(seen) * centred(pixels)).sum(axis=(-2, -1)).reshape(len(pixels), 49)
+    best = corr.argmax(axis=1)
+    assert set((best // 7).tolist()) == set(range(7)) == set((best % 7).tolist())
+    assert float(corr.max(axis=1).min()) > 0.6, float(corr.max(axis=1).min())
+
+
+# -- the download's progress bar and its failure sentence (download.py) ------------------------
+
+from cnnviz.training.download import _DownloadProgress, _failure  # noqa: E402
+from cnnviz.training.files import expected_files  # noqa: E402
+
+
+def test_the_download_progress_says_file_bytes_and_share_and_skips_tiny_steps(tmp_path):
+    """Kills _DownloadProgress._send's mutants: the share (0.9 of the bar for the download,
+    split evenly between files: / for *), sizes in MB (× or 1000001 for / 1e6), and the
+    throttle (a step under half a percent is not reported, a file's end always is)."""
+    said = []
+    bar = _DownloadProgress("Fashion-MNIST", 2, lambda text, share: said.append((text, share)))
+    assert bar.interrupted() is None
+    bar.begin(tmp_path / "a.gz")
+    with bar.start_file(2_000_000) as f:
+        f.update(1_000_000)
+        f.update(1000)  # 0.9·0.0005/2 more: under half a percent, not reported
+    assert said == [("Downloading Fashion-MNIST… file 1 of 2, 1.0 of 2.0 MB", 0.225),
+                    ("Downloading Fashion-MNIST… file 1 of 2, 1.0 of 2.0 MB", 0.45)]
+    assert bar.short and bar.interrupted() == ("a.gz", 1_001_000, 2_000_000)
+    bar.begin(tmp_path / "b.gz")
+    assert not bar.short
+    with bar.start_file(None) as f:
+        f.update(3_500_000)
+    assert said[-1] == ("Downloading Fashion-MNIST… file 2 of 2, 3.5 MB", 0.9)
+    assert bar.where() == "b.gz, file 2 of 2"
+
+
+def test_a_failed_download_with_some_files_there_names_the_first_missing(tmp_path):
+    """Kills _failure's before[1] mutant: with two of four files there, the sentence names
+    the first file that is missing and its folder."""
+    info = dataset_info("fashion-mnist")
+    paths = expected_files(info, tmp_path)
+    before = [FileProblem(p, f"{p.name} is missing", True) for p in paths[:2]]
+    bar = _DownloadProgress(info.title, 4, lambda *_: None)
+    said = _failure(info, tmp_path, URLError("[Errno -2] Name or service not known"), bar,
+                    before, before)
+    assert said == (f"Could not download Fashion-MNIST (no network connection: Name or service "
+                    f"not known); {paths[0].name} is missing under {paths[0].parent}. Choose "
+                    f"the offline 'digits' data set, or place the files under {tmp_path}.")
