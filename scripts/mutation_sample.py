@@ -1,14 +1,17 @@
 """A seeded random sample of one package's mutants, for scripts/mutation --sample.
 
-    python scripts/mutation_sample.py pick N SEED       write every mutant, pick N into sample.txt
-    python scripts/mutation_sample.py score PACKAGE     the sample's counts and estimated score
+    python scripts/mutation_sample.py pick N SEED    write every mutant; the sample of N into
+                                                 sample.txt, those not yet killed into
+                                                 sample-to-run.txt
+    python scripts/mutation_sample.py score PACKAGE  the sample's counts and estimated score
 
 Both run in the package's copy, mutants/PACKAGE.
 
 A package too large to run whole on this machine is measured on a simple random sample of its
 mutants: the share caught in the sample estimates the package's score, with a 95 % interval
 (normal approximation, p ± 1.96·√(p(1 − p)/n)). The sample is fixed by its seed, so a rerun after
-new tests tests the same mutants.
+new tests runs the same mutants again, those not yet killed
+(``scripts/mutation PACKAGE --sample N`` once more).
 """
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ import sys
 from pathlib import Path
 
 SAMPLE = Path("sample.txt")
+TO_RUN = Path("sample-to-run.txt")  # the sample's mutants not yet killed
 
 
 def every_mutant() -> dict[str, int | None]:
@@ -38,9 +42,15 @@ def pick(size: int, seed: int) -> list[str]:
     copy_also_copy_files()
     setup_source_paths()
     create_mutants(2)
-    names = sorted(every_mutant())
+    codes = every_mutant()
+    names = sorted(codes)
     chosen = sorted(random.Random(seed).sample(names, min(size, len(names))))
     SAMPLE.write_text("\n".join(chosen) + "\n")
+    # A killed mutant stays killed (tests are only added); the rest are run (again).
+    from mutmut.stats import status_by_exit_code
+    left = [n for n in chosen if codes[n] is None
+            or status_by_exit_code[codes[n]] not in ("killed", "timeout")]
+    TO_RUN.write_text("".join(f"{n}\n" for n in left))
     return chosen
 
 
@@ -67,6 +77,9 @@ def score(package: str) -> str:
 
 if __name__ == "__main__":
     if sys.argv[1] == "pick":
-        print(f"Sampled {len(pick(int(sys.argv[2]), int(sys.argv[3])))} mutants ({SAMPLE}).")
+        chosen = pick(int(sys.argv[2]), int(sys.argv[3]))
+        left = len(TO_RUN.read_text().split())
+        print(f"Sampled {len(chosen)} mutants ({SAMPLE}); {len(chosen) - left} already killed, "
+              f"{left} to run.")
     else:
         print(score(sys.argv[2]))

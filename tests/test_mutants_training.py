@@ -740,9 +740,8 @@ def test_clearing_one_sets_cache_keeps_the_others(tmp_path, monkeypatch):
 
 def test_only_damaged_plain_files_under_the_data_folder_are_removed(tmp_path):
     """Kills every remove_damaged mutant (no selected test reached it): a file cut short is
-    removed and listed, a whole file stays, a damaged file that is a link to a file outside
-    the folder is left alone (and its target too), a missing file is skipped, and the next
-    load no longer comes from memory."""
+    removed and listed, a whole file stays, and a damaged file that is a link is left alone
+    with its target, whether that lies outside the folder or inside it."""
     write_small(tmp_path)
     raw = raw_folder(tmp_path, "fashion-mnist")
     cut = raw / "train-images-idx3-ubyte"
@@ -754,10 +753,14 @@ def test_only_damaged_plain_files_under_the_data_folder_are_removed(tmp_path):
     linked = raw / "t10k-images-idx3-ubyte"
     linked.unlink()
     linked.symlink_to(target)
-    (raw / "t10k-labels-idx1-ubyte").unlink()
+    inside = raw / "t10k-labels-idx1-ubyte"  # a link to a damaged file in the folder
+    (raw / "my-copy").write_bytes(inside.read_bytes()[:9])
+    inside.unlink()
+    inside.symlink_to(raw / "my-copy")
     removed = remove_damaged("fashion-mnist", tmp_path)
     assert removed == [cut] and not cut.exists()
     assert linked.is_symlink() and target.read_bytes() == b"\0" * 40
+    assert inside.is_symlink() and (raw / "my-copy").is_file()
     assert (raw / "train-labels-idx1-ubyte").is_file()  # whole: kept
     assert remove_damaged("fashion-mnist", tmp_path) == []  # nothing damaged is a plain file
 
