@@ -908,3 +908,101 @@ def test_a_failed_download_with_some_files_there_names_the_first_missing(tmp_pat
     assert said == (f"Could not download Fashion-MNIST (no network connection: Name or service "
                     f"not known); {paths[0].name} is missing under {paths[0].parent}. Choose "
                     f"the offline 'digits' data set, or place the files under {tmp_path}.")
+
+
+# -- the job's own work before its run (job.py) -----------------------------------------------
+
+import os  # noqa: E402
+
+from cnnviz.training import job as job_module  # noqa: E402
+from cnnviz.training.datasets import DataError  # noqa: E402
+from cnnviz.training.job import app_threads  # noqa: E402
+
+
+@pytest.mark.parametrize("cpus, default, threads", [
+    (1, 4, 1), (2, 4, 2), (3, 4, 2), (8, 4, 4), (8, 16, 7), (16, 8, 8),
+])
+def test_app_threads_leave_one_core_only_above_two(cpus, default, threads):
+    """Kills app_threads's mutants (cpus − 2, ≥ 2, the given count ignored)."""
+    assert app_threads(cpus, default) == threads
+
+
+def test_app_threads_count_the_cores_this_process_may_use():
+    usable = len(os.sched_getaffinity(0))
+    assert app_threads(None, 64) == max(1, usable - 1 if usable > 2 else usable)
+
+
+class FakeRun:
+    """Stands in for TrainingRun: records what the job gave it."""
+    made: list = []
+
+    def __init__(self, spec, cfg, *, dataset, callbacks, threads):
+        FakeRun.made.append({"dataset": dataset, "threads": threads})
+        self.state, self.message, self.done = "running", "", False
+
+    def start(self):
+        return self
+
+    def stop(self):
+        self.state = "stopped"
+
+
+def run_job(monkeypatch, load, **config) -> TrainingJob:
+    monkeypatch.setattr(job_module, "load_dataset", load)
+    monkeypatch.setattr(job_module, "TrainingRun", FakeRun)
+    FakeRun.made = []
+    job = TrainingJob(1, "lenet", LENET, TrainConfig(dataset="digits", **config), threads=3)
+    assert (job.state, job.message) == ("created", "")
+    job.start()
+    assert job._thread.daemon  # a job never keeps the server from exiting
+    job._thread.join(10)
+    assert not job._thread.is_alive()
+    return job
+
+
+def test_a_job_hands_its_limit_and_threads_on(monkeypatch):
+    """Kills _work's mutants that drop the data limit or the threads (None for each)."""
+    asked = {}
+
+    def load(name, root, *, progress, limit):
+        asked.update(name=name, limit=limit)
+        return "the data"
+
+    job = run_job(monkeypatch, load, limit=200)
+    assert asked == {"name": "digits", "limit": 200}
+    assert FakeRun.made == [{"dataset": "the data", "threads": 3}]
+    assert job.state == "running"
+
+
+@pytest.mark.parametrize("error, said", [
+    (DataError("Could not read the digits"), "Could not read the digits"),
+    (RuntimeError("disk on fire"), "RuntimeError: disk on fire"),
+    (RuntimeError(""), "RuntimeError"),
+])
+def test_a_job_whose_data_does_not_load_fails_saying_why(monkeypatch, error, said):
+    """Kills _work's failure mutants (the state or message None, type(None)'s name)."""
+    def load(*args, **kwargs):
+        raise error
+
+    job = run_job(monkeypatch, load)
+    assert (job.state, job.message, job.done) == ("failed", said, True)
+    assert FakeRun.made == []
+
+
+def test_a_stop_while_the_data_loads_ends_the_job_before_its_run(monkeypatch):
+    """Kills _work's "stopped while loading the data" mutants (None, the words altered)."""
+    job = None
+
+    def load(*args, **kwargs):
+        job.stop()
+        return "the data"
+
+    monkeypatch.setattr(job_module, "load_dataset", load)
+    monkeypatch.setattr(job_module, "TrainingRun", FakeRun)
+    FakeRun.made = []
+    job = TrainingJob(1, "lenet", LENET, TrainConfig(dataset="digits"), threads=1)
+    job.start()
+    job._thread.join(10)
+    assert (job.state, job.message, job.done) == ("stopped", "stopped while loading the data",
+                                                  True)
+    assert FakeRun.made == []
