@@ -1006,3 +1006,57 @@ def test_a_stop_while_the_data_loads_ends_the_job_before_its_run(monkeypatch):
     assert (job.state, job.message, job.done) == ("stopped", "stopped while loading the data",
                                                   True)
     assert FakeRun.made == []
+
+
+# -- reading a data set that is there but not right (data.py), a run's queue place and the
+# estimate of a run shorter than its timed steps (engine.py) ---------------------------------
+
+from cnnviz.training.engine import TrainingRun, estimate_seconds  # noqa: E402
+
+
+def test_damaged_files_are_named_one_or_the_first_and_how_many_more(tmp_path):
+    """Kills _load_torchvision's mutant that adds "XXXX" after a single damaged file."""
+    write_small(tmp_path)
+    raw = raw_folder(tmp_path, "fashion-mnist")
+    images = raw / "train-images-idx3-ubyte"
+    images.write_bytes(images.read_bytes()[:1000])
+    tail = "Delete that folder"
+    with pytest.raises(DataError) as one:
+        load_dataset("fashion-mnist", tmp_path, download=False)
+    assert (f"Could not read Fashion-MNIST from {raw} (train-images-idx3-ubyte is cut short: "
+            f"1,000 of 9,424 bytes). {tail}") in str(one.value)
+    labels = raw / "t10k-labels-idx1-ubyte"
+    labels.write_bytes(labels.read_bytes()[:10])
+    with pytest.raises(DataError) as two:
+        load_dataset("fashion-mnist", tmp_path, download=False)
+    assert "9,424 bytes (and 1 more)). Delete that folder" in str(two.value)
+
+
+def test_whole_files_that_do_not_hold_the_set_are_refused_naming_the_folder(tmp_path):
+    """Kills _load_torchvision's mutants of the last refusal (the folder from
+    ``expected_files(info, )``, ``short_reason(None)``): whole IDX files whose labels run past
+    the ten classes load in torchvision, then are refused in one line."""
+    write_small(tmp_path, n=12)
+    raw = raw_folder(tmp_path, "fashion-mnist")
+    labels = raw / "train-labels-idx1-ubyte"
+    data = bytearray(labels.read_bytes())
+    data[8] = 10  # the first label: class 10 of 0..9
+    labels.write_bytes(bytes(data))
+    with pytest.raises(DataError) as caught:
+        load_dataset("fashion-mnist", tmp_path, download=False)
+    assert str(caught.value).startswith(
+        f"Could not read Fashion-MNIST from {raw} (labels outside 0..9). Delete that folder")
+
+
+def test_a_run_not_yet_on_a_device_has_no_queue_place():
+    """Kills queue_position's +1 for −1 (a run with no device is in no queue)."""
+    run = TrainingRun(LENET, TrainConfig(dataset="digits"))
+    assert run.device == "" and run.queue_position() == -1
+
+
+def test_the_estimate_of_a_run_shorter_than_its_timed_steps_still_runs():
+    """Kills _estimate's schedule mutant (warm_up − steps): a run of one step is timed over
+    2 + 5 steps, so the one-cycle schedule must span 7 (OneCycleLR refuses a step past its
+    end)."""
+    cfg = TrainConfig(dataset="digits", epochs=1, batch_size=512, limit=300)
+    assert estimate_seconds(LENET, cfg, threads=1) > 0
