@@ -1058,5 +1058,5 @@ def test_the_estimate_of_a_run_shorter_than_its_timed_steps_still_runs():
     """Kills _estimate's schedule mutant (warm_up − steps): a run of one step is timed over
     2 + 5 steps, so the one-cycle schedule must span 7 (OneCycleLR refuses a step past its
     end)."""
-    cfg = TrainConfig(dataset="digits", epochs=1, batch_size=512, limit=300)
+    cfg = TrainConfig(dataset="digits", epochs=1, batch_size=512, limit=300, recipe="fast")
     assert estimate_seconds(LENET, cfg, threads=1) > 0
