@@ -184,3 +184,142 @@ def test_the_transition_after_each_dense_block_and_none_elsewhere():
     top = nn.Sequential(DenseBlock([nn.Conv2d(2, 2, 1)]), Transition(4, 2))
     assert transition_after(top, "0") == "1"
     assert transition_after(top, "1") is None
+
+
+# -- the size arithmetic's refusals in words (arithmetic.py) -----------------------------------
+
+from cnnviz.errors import SpecError  # noqa: E402
+from cnnviz.models.blocks import dense_conv_block, last_conv  # noqa: E402
+from cnnviz.models.convert import custom_stages  # noqa: E402
+from cnnviz.specs import CustomSpec, validate  # noqa: E402
+from cnnviz.specs import custom as L  # noqa: E402
+
+
+def refusal(model: nn.Module, shape, torch_refuses: bool = True) -> ShapeError:
+    """The arithmetic's refusal, after checking that torch refuses the same input too (where
+    it does: torch takes a flat batch for one unbatched map, and a Linear applies itself to
+    a map's last side)."""
+    if torch_refuses:
+        with pytest.raises((RuntimeError, ValueError, IndexError)):
+            model.eval()(torch.randn(1, *shape))
+    with pytest.raises(ShapeError) as caught:
+        output_shape(model, tuple(shape))
+    return caught.value
+
+
+def said(e: ShapeError) -> tuple[str, str, str, str]:
+    return e.layer, e.layer_type, e.reason, e.direction
+
+
+def test_a_dilated_kernel_too_large_names_its_span_per_side():
+    """Kills _too_small's span mutants (dilation[1] for dilation[0], k + 1 for k − 1): a 3×3
+    kernel with dilation 2×3 spans 5×7 pixels."""
+    conv = nn.Conv2d(1, 1, 3, dilation=(2, 3))
+    assert said(refusal(nn.Sequential(conv), (1, 6, 6))) == (
+        "0", "Conv2d", "input 6×6 is smaller than kernel 3 (spanning 5×7 with dilation 2×3)",
+        "small")
+    conv = nn.Conv2d(1, 1, 3, dilation=2)
+    assert refusal(nn.Sequential(conv), (1, 4, 4)).reason == (
+        "input 4×4 is smaller than kernel 3 (spanning 5 with dilation 2)")
+
+
+@pytest.mark.parametrize("layer, kind", [
+    (nn.AdaptiveAvgPool2d(1), "AdaptiveAvgPool2d"), (nn.MaxPool2d(2), "MaxPool2d"),
+    (nn.AvgPool2d(2), "AvgPool2d"), (nn.BatchNorm2d(8), "BatchNorm2d"),
+])
+def test_a_layer_that_needs_a_map_after_flatten_says_so(layer, kind):
+    """Kills the flat-features refusals' mutants of adaptive pooling, pooling and BatchNorm2d
+    (name, type, reason or direction None, dropped or altered)."""
+    e = refusal(nn.Sequential(nn.Flatten(), layer), (2, 2, 2),
+                torch_refuses=kind != "AdaptiveAvgPool2d")
+    assert (e.layer, e.layer_type, e.direction) == ("1", kind, "other")
+    if kind != "BatchNorm2d":
+        assert e.reason == "needs a C×H×W feature map but gets flat features"
+
+
+def test_adaptive_pooling_keeps_a_side_given_as_none():
+    """Kills _adaptive's ``oh or shape[2]``: (None, 2) keeps the height of a 4×6 map (the
+    arithmetic crashed on a None side before this test)."""
+    pool = nn.AdaptiveAvgPool2d((None, 2))
+    assert pool(torch.randn(1, 3, 4, 6)).shape == (1, 3, 4, 2)
+    assert output_shape(nn.Sequential(pool), (3, 4, 6)) == (3, 4, 2)
+
+
+def test_pooling_with_dilation_and_too_much_padding():
+    """Kills _pool's mutants: the dilation read from another object (so ignored), the
+    padding refusal's type and reason."""
+    pool = nn.MaxPool2d(3, dilation=2)
+    assert pool(torch.randn(1, 1, 10, 10)).shape[-2:] == (2, 2)
+    assert output_shape(nn.Sequential(pool), (1, 10, 10)) == (1, 2, 2)
+    e = refusal(nn.Sequential(nn.MaxPool2d(2, padding=2)), (1, 8, 8))
+    assert said(e) == ("0", "MaxPool2d", "padding 2 is more than half the kernel 2", "other")
+
+
+def test_a_linear_given_a_map_or_the_wrong_count_says_which():
+    """Kills _linear's mutants (the Flatten hint, a detail "XXXX" where nothing was
+    flattened)."""
+    e = refusal(nn.Sequential(nn.Linear(3, 2)), (4, 3, 3), torch_refuses=False)
+    assert said(e) == ("0", "Linear", "gets a 4×3×3 feature map; add a Flatten before it",
+                       "other")
+    e = refusal(nn.Sequential(nn.Linear(6, 4), nn.Linear(5, 2)), (6,))
+    assert said(e) == ("1", "Linear", "expects 5 input features but gets 4", "small")
+
+
+def test_layers_that_keep_the_shape_write_no_arithmetic():
+    """Kills the "XXXX" mutants of the arithmetic text of BatchNorm2d, of a Flatten of what is
+    already flat, and of the shape-keeping layers (ReLU)."""
+    rows = trace(nn.Sequential(nn.BatchNorm2d(2), nn.ReLU(), nn.Flatten(), nn.Flatten()),
+                 (2, 3, 3))
+    assert [(r.type, r.arithmetic) for r in rows] == [
+        ("BatchNorm2d", ""), ("ReLU", ""), ("Flatten", "2·3·3 = 18"), ("Flatten", "")]
+
+
+def test_a_dense_block_whose_conv_changes_the_size_names_it():
+    """Kills DenseBlock.shape_rule's message mutants."""
+    block = DenseBlock([nn.Conv2d(2, 2, 1), nn.Conv2d(4, 2, 3)])
+    e = refusal(nn.Sequential(block), (2, 5, 5))
+    assert said(e) == ("0", "DenseBlock", "conv block 1 changes the size from 5×5 to 3×3",
+                       "other")
+
+
+def test_a_dense_conv_block_with_and_without_its_bottleneck():
+    """Kills dense_conv_block's mutants (default bottleneck 1, the bottleneck's layers
+    replaced instead of extended): BN-ReLU-conv, or BN-ReLU-1×1 conv to 4·k, then BN-ReLU-3×3."""
+    plain = dense_conv_block(4, 2)
+    assert [type(m) for m in plain] == [nn.BatchNorm2d, nn.ReLU, nn.Conv2d]
+    bc = dense_conv_block(4, 2, bottleneck_size=4)
+    assert [type(m) for m in bc] == [nn.BatchNorm2d, nn.ReLU, nn.Conv2d] * 2
+    assert [(m.in_channels, m.out_channels, m.kernel_size) for m in bc if
+            isinstance(m, nn.Conv2d)] == [(4, 8, (1, 1)), (8, 2, (3, 3))]
+
+
+def test_last_conv_of_a_module_without_one_names_its_type():
+    with pytest.raises(ValueError, match="^ReLU has no convolution to give its channels$"):
+        last_conv(nn.ReLU())
+
+
+def test_a_custom_specs_stages_are_its_numbered_layers_and_a_bad_one_is_refused():
+    """Kills custom_stages's mutants (stage names "None", SpecError without its problems)."""
+    layers = (L.Conv(4, 3), L.ReLU(), L.Flatten(), L.Linear(10, 10))
+    spec = CustomSpec(1, 10, 8, layers)
+    assert custom_stages(spec) == [("0", (layers[0],)), ("1", (layers[1],)),
+                                   ("2", (layers[2],)), ("3", (layers[3],))]
+    bad = CustomSpec(1, 10, 8, (L.Conv(0, 3), L.Flatten(), L.Linear(10, 10)))
+    with pytest.raises(SpecError) as caught:
+        custom_stages(bad)
+    assert caught.value.problems and caught.value.problems == validate(bad)
+
+
+@pytest.mark.parametrize("bottleneck, width", [
+    (False, "num_channels (8)"), (True, "4 × num_channels (32)")])
+def test_a_residual_that_cannot_add_without_a_projection_names_its_width(bottleneck, width):
+    """Kills _layer's mutant that always names the bottleneck's width."""
+    spec = CustomSpec(1, 10, 8, (L.Conv(4, 3, padding=1),
+                                 L.ResidualLayer(8, bottleneck=bottleneck),
+                                 L.Flatten(), L.Linear(10, 10)))
+    with pytest.raises(SpecError) as caught:
+        build(spec, device="meta")
+    problem, = caught.value.problems
+    assert problem.path == "layers[1].use_1x1conv"
+    assert problem.message == (f"must be true when the input channels (4) differ from {width}: "
+                               "x and f(x) must have one shape to be added")

@@ -157,7 +157,8 @@ class Tracer:
         if len(shape) != 3:
             raise ShapeError(name, type(m).__name__, "needs a C×H×W feature map but gets flat "
                              "features", "other")
-        oh, ow = _pair(m.output_size)
+        size = m.output_size  # an int, or a pair whose None keeps that side of the input
+        oh, ow = (size, size) if isinstance(size, int) else size
         oh, ow = oh or shape[1], ow or shape[2]
         return (shape[0], oh, ow), f"average of each region: {fmt_shape(shape[1:])} → {oh}×{ow}"
 
@@ -214,7 +215,11 @@ def _too_small(shape: Shape, kernel, padding, dilation) -> str:
     else:
         kern = f"kernel {kernel[0]}×{kernel[1]}"
     if any(d != 1 for d in dilation):
-        kern += f" (spanning {dilation[0] * (kernel[0] - 1) + 1} with dilation {dilation[0]})"
+        spans = [d * (k - 1) + 1 for d, k in zip(dilation, kernel)]
+        if dilation[0] == dilation[1] and spans[0] == spans[1]:
+            kern += f" (spanning {spans[0]} with dilation {dilation[0]})"
+        else:
+            kern += f" (spanning {spans[0]}×{spans[1]} with dilation {dilation[0]}×{dilation[1]})"
     return f"input {size}{padded} is smaller than {kern}"
 
 
