@@ -1060,3 +1060,92 @@ def test_the_estimate_of_a_run_shorter_than_its_timed_steps_still_runs():
     end)."""
     cfg = TrainConfig(dataset="digits", epochs=1, batch_size=512, limit=300, recipe="fast")
     assert estimate_seconds(LENET, cfg, threads=1) > 0
+
+
+# -- how a run that stops or fails mid-epoch says where it was, and how often it reports
+# (engine.py) ---------------------------------------------------------------------------------
+
+from cnnviz.specs import CustomSpec  # noqa: E402
+from cnnviz.specs import custom as CL  # noqa: E402
+from cnnviz.training import recipe as recipe_module  # noqa: E402
+from cnnviz.training.data import load_dataset as load  # noqa: E402
+from cnnviz.training.engine import POINT_SECONDS, Callback  # noqa: E402
+
+SMALL = CustomSpec(1, 10, 8, (CL.Conv(8, 3, padding=1), CL.BatchNorm(), CL.ReLU(),
+                              CL.MaxPool(2), CL.Flatten(), CL.Linear(128, 10)))
+# 1,437 digits in batches of 64: 23 steps an epoch (the last batch of 29 kept); points after
+# steps 6, 12 and 17 (points_per_epoch 4) and at the epoch's end.
+DIGITS = dict(dataset="digits", batch_size=64, device="cpu", seed=1)
+
+
+def finished_run(config: TrainConfig, callbacks=()) -> TrainingRun:
+    run = TrainingRun(SMALL, config, dataset=load("digits"), callbacks=callbacks, threads=1)
+    run.start()
+    assert run.join(120), "the run did not end in time"
+    return run
+
+
+class StopTwiceAt(Callback):
+    """At the point of ``epoch``, Stop and Stop again: training ends, and its test is cut."""
+
+    def __init__(self, epoch: float):
+        self.epoch = epoch
+
+    def on_metrics(self, run, point):
+        if abs(point.epoch - self.epoch) < 1e-3:  # points keep 4 decimals
+            run.stop()
+            run.stop()
+
+
+def test_a_run_stopped_twice_says_its_test_was_skipped_and_which_figures_stand():
+    """Kills _train's stop-message mutants (``=`` for ``+=``, the tested epoch dropped, the
+    words altered): stopped at the point 1 + 6/23 after one full test (the run ends after its
+    6 · 64 = 384 of 1,437 examples: epoch 1.27), then at 6/23 in the first epoch, before any."""
+    run = finished_run(TrainConfig(epochs=2, **DIGITS), [StopTwiceAt(1 + 6 / 23)])
+    assert (run.state, run.message) == (
+        "stopped", "stopped at epoch 1.27; the test was skipped, the test figures are from "
+                   "epoch 1")
+    run = finished_run(TrainConfig(epochs=2, **DIGITS), [StopTwiceAt(6 / 23)])
+    assert (run.state, run.message) == ("stopped",
+                                        "stopped at epoch 0.27; the test was skipped")
+
+
+def test_a_run_that_fails_mid_epoch_says_in_which_epoch_and_after_how_much(monkeypatch):
+    """Kills _train's ``step * steps`` for ``step / steps``: the fifth step of the second
+    epoch fails, after 1 + 4/23 epochs."""
+    real, calls = recipe_module.Recipe.step, []
+
+    def fifth_of_the_second_epoch_fails(self, images, labels, generator=None):
+        calls.append(1)
+        if len(calls) == 23 + 5:
+            raise RuntimeError("a step that breaks")
+        return real(self, images, labels, generator)
+
+    monkeypatch.setattr(recipe_module.Recipe, "step", fifth_of_the_second_epoch_fails)
+    run = finished_run(TrainConfig(epochs=2, **DIGITS))
+    assert run.state == "failed"
+    assert "in epoch 2 of 2, after 1.17 epochs" in run.message, run.message
+
+
+def test_a_run_reports_at_its_marks_and_on_time_not_after_every_step():
+    """Kills _train's ``now + last_time`` (a point after every step): an epoch of 23 steps
+    gives its three marks and its end, and a timed point at most every POINT_SECONDS."""
+    run = finished_run(TrainConfig(epochs=2, **DIGITS))
+    seconds = run.points()[-1].seconds
+    assert 8 <= len(run.points()) <= 8 + seconds / POINT_SECONDS + 2, (
+        len(run.points()), seconds)
+
+
+def test_prepare_crops_from_the_runs_generator_alone():
+    """Kills prepare's mutant that crops without the run's generator (from torch's global
+    stream, which every session's thread shares)."""
+    from cnnviz.training.batches import prepare
+    images = torch.randint(0, 256, (16, 1, 8, 8), dtype=torch.uint8)
+    torch.manual_seed(0)
+    before = torch.get_rng_state()
+    first = prepare(images, channels=1, size=16, augment=True, flip=True,
+                    generator=torch.Generator().manual_seed(4))
+    assert torch.equal(torch.get_rng_state(), before)
+    again = prepare(images, channels=1, size=16, augment=True, flip=True,
+                    generator=torch.Generator().manual_seed(4))
+    assert torch.equal(first, again)
