@@ -323,3 +323,25 @@ def test_a_residual_that_cannot_add_without_a_projection_names_its_width(bottlen
     assert problem.path == "layers[1].use_1x1conv"
     assert problem.message == (f"must be true when the input channels (4) differ from {width}: "
                                "x and f(x) must have one shape to be added")
+
+
+def test_a_conv_that_cannot_run_says_why():
+    """Kills _conv's and _needs_map's message mutants: string padding, a kernel larger than
+    the map ("small"), a conv after Flatten, the wrong number of input channels."""
+    e = refusal(nn.Sequential(nn.Conv2d(1, 1, 3, padding="same")), (1, 2, 2),
+                torch_refuses=False)
+    assert said(e) == ("0", "Conv2d", "string padding is not supported", "other")
+    e = refusal(nn.Sequential(nn.Conv2d(1, 1, 5)), (1, 4, 4))
+    assert said(e) == ("0", "Conv2d", "input 4×4 is smaller than kernel 5", "small")
+    e = refusal(nn.Sequential(nn.Flatten(), nn.Conv2d(1, 1, 1)), (2, 3, 3))
+    assert said(e) == ("1", "Conv2d", "needs a C×H×W feature map but gets 18 flat features "
+                                      "(it comes after Flatten)", "other")
+    e = refusal(nn.Sequential(nn.ReLU(), nn.Conv2d(3, 1, 1)), (1, 3, 3))
+    assert said(e) == ("1", "Conv2d", "expects 3 input channels but gets 1", "other")
+
+
+def test_a_conv_on_a_map_that_is_not_square_writes_each_side():
+    rows = trace(nn.Sequential(nn.Conv2d(1, 2, 3)), (1, 8, 6))
+    assert rows[0].arithmetic == "H: ⌊(8 − 3) / 1⌋ + 1 = 6; W: ⌊(6 − 3) / 1⌋ + 1 = 4"
+    assert trace(nn.Sequential(nn.Conv2d(1, 2, 3)), (1, 8, 8))[0].arithmetic == \
+        "⌊(8 − 3) / 1⌋ + 1 = 6"

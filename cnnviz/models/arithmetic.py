@@ -43,7 +43,7 @@ def _window_formula(n: int, k: int, s: int, p: int, d: int, ceil: bool, out: int
     return f"{left}({n}{pad}{kern}) / {s}{right} + 1 = {out}"
 
 
-def _per_dim(texts: list[str], hw: tuple[int, int]) -> str:
+def _per_dim(texts: list[str]) -> str:
     if texts[0] == texts[1]:
         return texts[0]
     return f"H: {texts[0]}; W: {texts[1]}"
@@ -121,7 +121,7 @@ class Tracer:
             out = (n + 2 * p - span) // s + 1
             sizes.append(out)
             texts.append(_window_formula(n, k, s, p, d, False, out))
-        return (m.out_channels, *sizes), _per_dim(texts, shape[1:])
+        return (m.out_channels, *sizes), _per_dim(texts)
 
     def _pool(self, m: nn.MaxPool2d | nn.AvgPool2d, shape: Shape, name: str
               ) -> tuple[Shape, str]:
@@ -151,7 +151,7 @@ class Tracer:
                 text = text.replace(f" = {out}", f"{note} = {out}")
             sizes.append(out)
             texts.append(text)
-        return (shape[0], *sizes), _per_dim(texts, shape[1:])
+        return (shape[0], *sizes), _per_dim(texts)
 
     def _adaptive(self, m: nn.AdaptiveAvgPool2d, shape: Shape, name: str) -> tuple[Shape, str]:
         if len(shape) != 3:
