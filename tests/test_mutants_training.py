@@ -932,12 +932,12 @@ def test_app_threads_count_the_cores_this_process_may_use():
     assert app_threads(None, 64) == max(1, usable - 1 if usable > 2 else usable)
 
 
-class FakeRun:
+class RecordedRun:
     """Stands in for TrainingRun: records what the job gave it."""
     made: list = []
 
     def __init__(self, spec, cfg, *, dataset, callbacks, threads):
-        FakeRun.made.append({"dataset": dataset, "threads": threads})
+        RecordedRun.made.append({"dataset": dataset, "threads": threads})
         self.state, self.message, self.done = "running", "", False
 
     def start(self):
@@ -949,8 +949,8 @@ class FakeRun:
 
 def run_job(monkeypatch, load, **config) -> TrainingJob:
     monkeypatch.setattr(job_module, "load_dataset", load)
-    monkeypatch.setattr(job_module, "TrainingRun", FakeRun)
-    FakeRun.made = []
+    monkeypatch.setattr(job_module, "TrainingRun", RecordedRun)
+    RecordedRun.made = []
     job = TrainingJob(1, "lenet", LENET, TrainConfig(dataset="digits", **config), threads=3)
     assert (job.state, job.message) == ("created", "")
     job.start()
@@ -970,7 +970,7 @@ def test_a_job_hands_its_limit_and_threads_on(monkeypatch):
 
     job = run_job(monkeypatch, load, limit=200)
     assert asked == {"name": "digits", "limit": 200}
-    assert FakeRun.made == [{"dataset": "the data", "threads": 3}]
+    assert RecordedRun.made == [{"dataset": "the data", "threads": 3}]
     assert job.state == "running"
 
 
@@ -986,7 +986,7 @@ def test_a_job_whose_data_does_not_load_fails_saying_why(monkeypatch, error, sai
 
     job = run_job(monkeypatch, load)
     assert (job.state, job.message, job.done) == ("failed", said, True)
-    assert FakeRun.made == []
+    assert RecordedRun.made == []
 
 
 def test_a_stop_while_the_data_loads_ends_the_job_before_its_run(monkeypatch):
@@ -998,14 +998,14 @@ def test_a_stop_while_the_data_loads_ends_the_job_before_its_run(monkeypatch):
         return "the data"
 
     monkeypatch.setattr(job_module, "load_dataset", load)
-    monkeypatch.setattr(job_module, "TrainingRun", FakeRun)
-    FakeRun.made = []
+    monkeypatch.setattr(job_module, "TrainingRun", RecordedRun)
+    RecordedRun.made = []
     job = TrainingJob(1, "lenet", LENET, TrainConfig(dataset="digits"), threads=1)
     job.start()
     job._thread.join(10)
     assert (job.state, job.message, job.done) == ("stopped", "stopped while loading the data",
                                                   True)
-    assert FakeRun.made == []
+    assert RecordedRun.made == []
 
 
 # -- reading a data set that is there but not right (data.py), a run's queue place and the
