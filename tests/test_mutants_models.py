@@ -345,3 +345,57 @@ def test_a_conv_on_a_map_that_is_not_square_writes_each_side():
     assert rows[0].arithmetic == "H: ⌊(8 − 3) / 1⌋ + 1 = 6; W: ⌊(6 − 3) / 1⌋ + 1 = 4"
     assert trace(nn.Sequential(nn.Conv2d(1, 2, 3)), (1, 8, 8))[0].arithmetic == \
         "⌊(8 − 3) / 1⌋ + 1 = 6"
+
+
+def test_a_kernel_not_square_with_one_dilation_names_both_spans():
+    """Kills _too_small's ``spans[1] == spans[1]``: a 3×5 kernel with dilation 2 spans 5×9."""
+    e = refusal(nn.Sequential(nn.Conv2d(1, 1, (3, 5), dilation=2)), (1, 6, 6))
+    assert e.reason == "input 6×6 is smaller than kernel 3×5 (spanning 5×9 with dilation 2×2)"
+
+
+def test_the_transition_after_is_the_next_sibling_not_the_last():
+    """Kills transition_after's ``index − 1`` (the slice then starts at the last sibling)."""
+    model = nn.Sequential(DenseBlock([nn.Conv2d(2, 2, 1)]), Transition(4, 2), nn.ReLU())
+    assert transition_after(model, "0") == "1"
+
+
+def test_a_module_with_no_channel_layer_names_its_type():
+    from cnnviz.models.blocks import in_channels
+    with pytest.raises(ValueError, match="^ReLU has no layer that fixes its input channels$"):
+        in_channels(nn.ReLU())
+
+
+def test_a_container_with_a_forward_but_no_shape_rule_is_refused_not_guessed():
+    """Kills _container's message mutants and the container rows' "XXXX" arithmetic."""
+
+    class Twice(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(1, 1, 1)
+
+        def forward(self, x):
+            return self.conv(self.conv(x))
+
+    with pytest.raises(ShapeError) as caught:
+        output_shape(nn.Sequential(Twice()), (1, 4, 4))
+    assert said(caught.value) == (
+        "0", "Twice", "cnnviz cannot compute this layer's output size (a container needs a "
+                      "shape_rule beside its forward)", "other")
+    rows = trace(nn.Sequential(nn.Sequential(nn.Conv2d(1, 1, 3))), (1, 4, 4))
+    assert [(r.name, r.arithmetic) for r in rows] == [("0", ""),
+                                                      ("0.0", "⌊(4 − 3) / 1⌋ + 1 = 2")]
+
+
+def test_pytorch_refusing_to_build_is_one_problem_with_its_first_line(monkeypatch):
+    """Kills build's mutants of its refusal (SpecError without problems, the message None)."""
+    from cnnviz.models import registry
+
+    def too_big(spec):
+        raise RuntimeError("[enforce fail] cannot allocate\nmore detail")
+
+    monkeypatch.setitem(registry._BUILDERS, "lenet", too_big)
+    with pytest.raises(SpecError) as caught:
+        build(PRESETS["lenet"].spec)
+    problem, = caught.value.problems
+    assert (problem.path, problem.message) == (
+        "", "PyTorch cannot build this network: [enforce fail] cannot allocate")
