@@ -9,7 +9,6 @@ worked out by hand; no thread trains.
 from __future__ import annotations
 
 import time
-from types import SimpleNamespace
 
 import pytest
 import torch
