@@ -132,7 +132,7 @@ def test_a_network_that_runs_at_no_size_reports_the_failure_at_the_end_of_the_ra
     model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten())
     report = find_valid_sizes(model, 1, 5)
     assert real_valid_sizes(model, 1, 5) == []
-    assert report.valid == [] and report.checked_up_to == 5
+    assert report.valid == [] and report.checked_up_to == 5 and report.swept
     assert (report.min, report.max, report.above_max) == (None, None, None)
     failure = report.below_min
     assert (failure.size, failure.layer, failure.layer_type) == (5, "0", "Conv2d")
@@ -257,7 +257,8 @@ def test_batch_one_below_names_the_batchnorm_that_sees_one_pixel():
     assert report.min_size == 4
     below = report.below
     assert (below.size, below.layer, below.layer_type) == (3, "1", "BatchNorm2d")
-    assert "batch size 1" in below.reason
+    assert below.reason == ("a 1×1 map gives one value per channel with batch size 1; "
+                            "training mode needs more than one")
     assert report.applies and not report.everywhere
 
 
@@ -401,3 +402,19 @@ def test_a_minimum_set_by_a_pooling_layer_gets_the_smaller_inputs_tip(pool, kind
     assert (report.min, report.below_min.size, report.below_min.layer_type) == (4, 3, kind)
     tip, = advice(report)
     assert tip.startswith(f"to accept smaller inputs: pad or shrink the kernel of {kind} 1")
+
+
+def test_the_advice_for_a_band_of_sizes_in_the_books_words():
+    """Kills advice()'s word mutants: a Flatten → Linear head fixes a band; the tip names the
+    layer and what to set, for a custom network and for a family."""
+    report = spec_sizes(PRESETS["alexnet"].spec)
+    assert report.above_max.layer_type == "Linear"
+    tip = advice(report, "alexnet")[0]
+    layer = f"Linear {report.above_max.layer}"
+    assert tip == (f"{layer} fixes the flattened size, so only a band of sizes fits: set "
+                   "adaptive_pool (e.g. 1, or torchvision's 6 for AlexNet and 7 for VGG); with "
+                   "pooling to a fixed size before the flatten, as NiN and GoogLeNet do, every "
+                   "size from the minimum up works")
+    assert advice(report, "custom")[0].startswith(
+        f"{layer} fixes the flattened size, so only a band of sizes fits: add an "
+        "adaptive_avg_pool layer before the flatten; with pooling")
