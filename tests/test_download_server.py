@@ -386,3 +386,17 @@ def test_a_failed_cifar10_download_leaves_nothing_and_the_next_one_loads(cifar, 
     cifar.mirror.files[CIFAR.filename] = cifar.archive
     monkeypatch.setattr(CIFAR, "tgz_md5", md5(cifar.archive))
     cifar.check_loaded(root)
+
+
+def test_a_download_interrupted_mid_file_leaves_only_whole_files(fashion, tmp_path):
+    """A KeyboardInterrupt (or SystemExit) while a file arrives passes through unchanged,
+    and the half-written file goes: only the whole first file stays."""
+    root = tmp_path / "data"
+
+    def interrupt_in_the_second_file(message, fraction):
+        if "file 2 of 4" in message:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        load_dataset("fashion-mnist", root, download=True, progress=interrupt_in_the_second_file)
+    assert listing(root) == folder_of([TRAIN_IMAGES])

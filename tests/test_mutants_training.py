@@ -882,11 +882,12 @@ def test_the_download_progress_says_file_bytes_and_share_and_skips_tiny_steps(tm
     assert bar.interrupted() is None
     bar.begin(tmp_path / "a.gz")
     with bar.start_file(2_000_000) as f:
-        f.update(1_000_000)
+        f.update(1_050_000)  # 1.05 MB: "1.1" (and "1.0" if divided by 1,000,001)
         f.update(1000)  # 0.9·0.0005/2 more: under half a percent, not reported
-    assert said == [("Downloading Fashion-MNIST… file 1 of 2, 1.0 of 2.0 MB", 0.225),
-                    ("Downloading Fashion-MNIST… file 1 of 2, 1.0 of 2.0 MB", 0.45)]
-    assert bar.short and bar.interrupted() == ("a.gz", 1_001_000, 2_000_000)
+    assert said == [("Downloading Fashion-MNIST… file 1 of 2, 1.1 of 2.0 MB",
+                     pytest.approx(0.9 * 0.525 / 2)),
+                    ("Downloading Fashion-MNIST… file 1 of 2, 1.1 of 2.0 MB", 0.45)]
+    assert bar.short and bar.interrupted() == ("a.gz", 1_051_000, 2_000_000)
     bar.begin(tmp_path / "b.gz")
     assert not bar.short
     with bar.start_file(None) as f:
@@ -1148,3 +1149,48 @@ def test_prepare_crops_from_the_runs_generator_alone():
     again = prepare(images, channels=1, size=16, augment=True, flip=True,
                     generator=torch.Generator().manual_seed(4))
     assert torch.equal(first, again)
+
+
+
+def test_the_near_chance_advice_joins_its_reasons():
+    """Kills chance_advice's "XX; XX" join: the book's LeNet (sigmoid, no BatchNorm) on the
+    book recipe has two reasons, joined by "; "."""
+    assert ("with plain SGD (the book recipe); its sigmoid activations pass back small "
+            "gradients") in advice_for(recipe="book")
+
+
+def test_an_unknown_device_is_refused_naming_the_choices():
+    """Kills resolved's ``', '.join(None)``."""
+    from cnnviz.training.config import TrainingError
+    with pytest.raises(TrainingError, match="^device must be one of auto, cpu, cuda, mps, "
+                                            "got 'tpu'$"):
+        TrainConfig(device="tpu").resolved(LENET)
+
+
+def test_a_run_trains_with_its_own_threads_and_says_it_loads_first(monkeypatch):
+    """Kills TrainingRun's mutants that drop its threads (None) or its "loading" state:
+    torch runs the run's steps on the threads it was given, and while its data loads the run
+    says "loading"."""
+    from cnnviz.training import engine
+    seen = {}
+    real = engine.load_dataset
+
+    def load(*args, **kwargs):
+        seen["state"] = run.state
+        return real(*args, **kwargs)
+
+    class Threads(Callback):
+        def on_metrics(self, run, point):
+            seen.setdefault("threads", torch.get_num_threads())
+
+    monkeypatch.setattr(engine, "load_dataset", load)
+    previous = torch.get_num_threads()
+    try:
+        run = TrainingRun(SMALL, TrainConfig(epochs=1, limit=300, **DIGITS),
+                          callbacks=[Threads()], threads=3)
+        run.start()
+        assert run.join(120)
+    finally:
+        torch.set_num_threads(previous)
+    assert run.state == "finished", run.message
+    assert seen == {"state": "loading", "threads": 3}
