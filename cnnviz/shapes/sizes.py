@@ -8,9 +8,10 @@ searches over :func:`~cnnviz.models.arithmetic.output_shape` — the study notes
 search: once the feature map gets smaller than a kernel, it fails". A failure of neither kind
 (a block whose paths disagree, layers whose channels do not fit) breaks that structure, and
 then the finder checks every size, and claims no largest size past the range it checked
-(``SizeReport.swept``: such valid sizes can come back after a gap). No spec builds such a network (its blocks' paths agree at
-every size, and its channels are checked when it is built); a module written by hand can be
-one (tests/test_sizes.py: a residual block whose paths agree only at even sizes).
+(``SizeReport.swept``: such valid sizes can come back after a gap). No spec builds such a
+network (its blocks' paths agree at every size, and its channels are checked when it is
+built); a module written by hand can be one (tests/test_sizes.py: a residual block whose
+paths agree only at even sizes).
 """
 from __future__ import annotations
 
