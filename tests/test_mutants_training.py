@@ -1194,3 +1194,14 @@ def test_a_run_trains_with_its_own_threads_and_says_it_loads_first(monkeypatch):
         torch.set_num_threads(previous)
     assert run.state == "finished", run.message
     assert seen == {"state": "loading", "threads": 3}
+
+
+def test_the_augmentation_help_lists_each_data_set_on_its_own_line_chosen_first():
+    """Kills augmentation_help's "XX\\nXX" join."""
+    from cnnviz.training.datasets import DATASETS, augmentation_help
+    intro, listing = augmentation_help("cifar10").split("\n\n")
+    assert intro.startswith("Training batches only, drawn per example on the device")
+    lines = listing.split("\n")
+    assert [line.split("**")[1] for line in lines] == \
+        ["CIFAR-10"] + [i.title for i in DATASETS.values() if i.name != "cifar10"]
+    assert all(line.startswith("- **") for line in lines)
