@@ -117,8 +117,7 @@ def _print_sizes(name: str, family: str, r: SizeReport) -> None:
         print(f"  {lo}–{hi}" if lo != hi else f"  {lo}")
     if r.valid:
         if r.swept:
-            maximum = (f"unknown (every size up to {r.checked_up_to} was checked one by one: "
-                       "the failures follow no pattern, so a larger size may run)")
+            maximum = f"unknown ({r.why_no_max})"
         elif r.max is None:
             maximum = "none (any larger size runs)"
         elif r.max > r.checked_up_to:

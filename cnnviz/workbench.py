@@ -146,14 +146,16 @@ def describe_sizes(report: SizeReport | None) -> str:
     if report is None or not report.valid:
         return f"none up to {report.checked_up_to if report else MAX_SIZE}"
     if report.swept:  # checked one by one: the runs as found, nothing claimed past them
-        return ", ".join(f"{lo}–{hi}" if lo != hi else str(lo) for lo, hi in report.valid) \
-            + f" (of 1–{report.checked_up_to})"
+        return f"{_runs_text(report.valid)} (of 1–{report.checked_up_to})"
     if report.max is None:
         return f"{report.min} and up"
     # the last interval ends at the true maximum, which may lie past the range checked
     *first, (last, _) = report.valid
-    return ", ".join(f"{lo}–{hi}" if lo != hi else str(lo)
-                     for lo, hi in [*first, (last, report.max)])
+    return _runs_text([*first, (last, report.max)])
+
+
+def _runs_text(runs: list[tuple[int, int]]) -> str:
+    return ", ".join(f"{lo}–{hi}" if lo != hi else str(lo) for lo, hi in runs)
 
 
 def largest_size(report: SizeReport) -> str:

@@ -713,20 +713,14 @@ from cnnviz.training.files import (IMAGES_MAGIC, LABELS_MAGIC, FileProblem,  # n
                                    _idx_header, problems)
 from cnnviz.training.idx import _class_templates, random_idx_dataset, raw_folder  # noqa: E402
 from cnnviz.training.idx import write_idx_dataset  # noqa: E402
-
-
-def write_small(root, name="fashion-mnist", n=12, seed=0):
-    rng = np.random.default_rng(seed)
-    split = (rng.integers(0, 256, (n, 28, 28), dtype=np.uint8),
-             rng.integers(0, 10, n).astype(np.uint8))
-    write_idx_dataset(root, name, *split, *split)
+from tests.test_data import _write_random  # noqa: E402
 
 
 def test_clearing_one_sets_cache_keeps_the_others(tmp_path, monkeypatch):
     """Kills clear_cache's mutants that clear more than asked (``or`` for ``and``, ``is not
     None``): two sets under one folder; forgetting MNIST must keep Fashion-MNIST in memory."""
-    write_small(tmp_path, "fashion-mnist")
-    write_small(tmp_path, "mnist")
+    _write_random(tmp_path, "fashion-mnist", n_train=12)
+    _write_random(tmp_path, "mnist", n_train=12)
     fashion = load_dataset("fashion-mnist", tmp_path, download=False)
     digits = load_dataset("mnist", tmp_path, download=False)
     clear_cache("mnist", tmp_path)
@@ -741,7 +735,7 @@ def test_only_damaged_plain_files_under_the_data_folder_are_removed(tmp_path):
     """Kills every remove_damaged mutant (no selected test reached it): a file cut short is
     removed and listed, a whole file stays, and a damaged file that is a link is left alone
     with its target, whether that lies outside the folder or inside it."""
-    write_small(tmp_path)
+    _write_random(tmp_path, n_train=12)
     raw = raw_folder(tmp_path, "fashion-mnist")
     cut = raw / "train-images-idx3-ubyte"
     cut.write_bytes(cut.read_bytes()[:100])
@@ -767,7 +761,7 @@ def test_only_damaged_plain_files_under_the_data_folder_are_removed(tmp_path):
 def test_remove_damaged_looks_under_the_folder_it_is_given(tmp_path, monkeypatch):
     """Kills the mutant that asks cnnviz's default folder instead of ``root``."""
     monkeypatch.setenv("CNNVIZ_DATA", str(tmp_path / "default"))
-    write_small(tmp_path)
+    _write_random(tmp_path, n_train=12)
     cut = raw_folder(tmp_path, "fashion-mnist") / "t10k-labels-idx1-ubyte"
     cut.write_bytes(cut.read_bytes()[:9])
     assert remove_damaged("fashion-mnist", tmp_path) == [cut]
@@ -793,7 +787,7 @@ def test_an_idx_headers_problem_in_words(tmp_path, data, magic, said):
 def test_images_and_labels_that_disagree_in_number_are_named(tmp_path):
     """Kills _idx_problems's mutants: the images/labels count check ("XX-images-XX") and a
     damaged file's ``missing`` left None instead of False."""
-    write_small(tmp_path, n=12)
+    _write_random(tmp_path, n_train=12)
     raw = raw_folder(tmp_path, "fashion-mnist")
     labels = raw / "train-labels-idx1-ubyte"
     data = labels.read_bytes()
@@ -1016,7 +1010,7 @@ from cnnviz.training.engine import TrainingRun, estimate_seconds  # noqa: E402
 
 def test_damaged_files_are_named_one_or_the_first_and_how_many_more(tmp_path):
     """Kills _load_torchvision's mutant that adds "XXXX" after a single damaged file."""
-    write_small(tmp_path)
+    _write_random(tmp_path, n_train=12)
     raw = raw_folder(tmp_path, "fashion-mnist")
     images = raw / "train-images-idx3-ubyte"
     images.write_bytes(images.read_bytes()[:1000])
@@ -1036,7 +1030,7 @@ def test_whole_files_that_do_not_hold_the_set_are_refused_naming_the_folder(tmp_
     """Kills _load_torchvision's mutants of the last refusal (the folder from
     ``expected_files(info, )``, ``short_reason(None)``): whole IDX files whose labels run past
     the ten classes load in torchvision, then are refused in one line."""
-    write_small(tmp_path, n=12)
+    _write_random(tmp_path, n_train=12)
     raw = raw_folder(tmp_path, "fashion-mnist")
     labels = raw / "train-labels-idx1-ubyte"
     data = bytearray(labels.read_bytes())
@@ -1065,21 +1059,18 @@ def test_the_estimate_of_a_run_shorter_than_its_timed_steps_still_runs():
 # -- how a run that stops or fails mid-epoch says where it was, and how often it reports
 # (engine.py) ---------------------------------------------------------------------------------
 
-from cnnviz.specs import CustomSpec  # noqa: E402
-from cnnviz.specs import custom as CL  # noqa: E402
 from cnnviz.training import recipe as recipe_module  # noqa: E402
-from cnnviz.training.data import load_dataset as load  # noqa: E402
 from cnnviz.training.engine import POINT_SECONDS, Callback  # noqa: E402
+from tests.test_training import TINY  # noqa: E402
 
-SMALL = CustomSpec(1, 10, 8, (CL.Conv(8, 3, padding=1), CL.BatchNorm(), CL.ReLU(),
-                              CL.MaxPool(2), CL.Flatten(), CL.Linear(128, 10)))
 # 1,437 digits in batches of 64: 23 steps an epoch (the last batch of 29 kept); points after
 # steps 6, 12 and 17 (points_per_epoch 4) and at the epoch's end.
 DIGITS = dict(dataset="digits", batch_size=64, device="cpu", seed=1)
 
 
 def finished_run(config: TrainConfig, callbacks=()) -> TrainingRun:
-    run = TrainingRun(SMALL, config, dataset=load("digits"), callbacks=callbacks, threads=1)
+    run = TrainingRun(TINY, config, dataset=load_dataset("digits"), callbacks=callbacks,
+                      threads=1)
     run.start()
     assert run.join(120), "the run did not end in time"
     return run
@@ -1186,7 +1177,7 @@ def test_a_run_trains_with_its_own_threads_and_says_it_loads_first(monkeypatch):
     monkeypatch.setattr(engine, "load_dataset", load)
     previous = torch.get_num_threads()
     try:
-        run = TrainingRun(SMALL, TrainConfig(epochs=1, limit=300, **DIGITS),
+        run = TrainingRun(TINY, TrainConfig(epochs=1, limit=300, **DIGITS),
                           callbacks=[Threads()], threads=3)
         run.start()
         assert run.join(120)

@@ -83,6 +83,12 @@ class SizeReport:
         return self.true_max if self.valid else None
 
     @property
+    def why_no_max(self) -> str:
+        """Why a swept report claims no largest size, in one clause."""
+        return (f"every size up to {self.checked_up_to} was checked one by one: the failures "
+                "follow no pattern, so a larger size may run")
+
+    @property
     def max_in_range(self) -> int | None:
         """The largest size that runs if the valid sizes end within 1..checked_up_to."""
         return self.max if self.max is not None and self.max <= self.checked_up_to else None

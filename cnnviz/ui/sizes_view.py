@@ -26,10 +26,9 @@ def show_sizes(spec) -> None:
                     key="sizes.line")
     cols = st.columns(4)
     cols[0].metric("smallest size", report.min if report.min is not None else "none")
-    cols[1].metric("largest size", largest_size(report), help=(
-        f"Every size up to {report.checked_up_to} was checked one by one: this network's "
-        "failures follow no pattern, so a size past the range may run again."
-        if report.swept and report.valid else None))
+    why = report.why_no_max
+    cols[1].metric("largest size", largest_size(report),
+                   help=f"{why[0].upper()}{why[1:]}." if report.swept and report.valid else None)
     cols[2].metric("valid sizes", describe_sizes(report))
     cols[3].metric("the network's size", spec.input_size)
     show_diagnosis(spec, report)
